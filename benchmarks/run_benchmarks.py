@@ -1,0 +1,155 @@
+"""Benchmark runner: train each (method, dataset, protocol, seed) with ``applications/run.py
+--train`` in a fresh process, collect ACC/NMI/ARI, wall time, samples per second and peak memory,
+and render ``BENCHMARKS.md`` (mean +- std over seeds, next to the published numbers).
+
+Run from ``src/``:  ``python ../benchmarks/run_benchmarks.py --config ../benchmarks/baselines.json``
+Results accumulate in ``benchmarks/results.json`` (one row per run, replaced when re-run), so a
+long benchmark can be resumed and extended; ``--render-only`` rewrites the table from it.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SRC = ROOT / "src"
+
+# Published numbers (METHODS.md §14 and per-method sections); tags as in METHODS.md §0.
+PUBLISHED = {
+    ("ae-kmeans", "mnist"): "AE+GMM 0.822 (VaDE paper, [mem]; GMM, not k-means)",
+    ("kmeans", "mnist"): "– (not in METHODS.md)",
+    ("kmeans", "fashion"): "– (not in METHODS.md)",
+}
+
+
+def run_one(method, dset, protocol, seed, extra_args=()):
+    """Train one configuration in a subprocess; returns a result row."""
+    with tempfile.TemporaryDirectory() as out:
+        argv = ["--dset", dset, "--method", method, "--protocol", protocol, "--train",
+                "--seed", str(seed), "--no-plots", "--verbose", "0", *extra_args]
+        command = "python applications/run.py " + " ".join(argv)
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "applications/run.py", *argv, "--out", out],
+                                cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        stdout, stderr = proc.stdout.read(), proc.stderr.read()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{command} failed ({proc.returncode}):\n{stderr[-3000:]}")
+        metrics = json.loads((Path(out) / "metrics.json").read_text())
+    epochs = _epochs_of(method, dset, extra_args)
+    n_train = metrics["n_train"]
+    return {
+        "method": method, "dataset": dset, "protocol": protocol, "seed": seed,
+        "acc": metrics["acc"], "nmi": metrics["nmi"], "ari": metrics["ari"],
+        "fit_seconds": metrics["fit_seconds"], "wall_seconds": round(wall, 1),
+        "samples_per_second": round(n_train * epochs / metrics["fit_seconds"], 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1), "command": command,
+        "stdout_tail": stdout.strip().splitlines()[-1:],
+    }
+
+
+def _epochs_of(method, dset, extra_args):
+    if "--epochs" in extra_args:
+        return int(extra_args[list(extra_args).index("--epochs") + 1])
+    sys.path.insert(0, str(SRC))
+    from applications.run import _presets
+
+    presets = _presets()[method][2]
+    return int(presets.get(dset, presets["*"]).get("epochs", 1))
+
+
+def _mean_std(values):
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def render(rows, hardware):
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["dataset"], row["protocol"]), []).append(row)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Produced by `benchmarks/run_benchmarks.py` (run from `src/`); every row is the mean ± "
+        "sample std over the listed seeds, each trained from scratch in its own process with "
+        "`python applications/run.py ... --train --seed N`. Raw rows: `benchmarks/results.json`.",
+        "Published numbers are quoted with the tags of `../shared/METHODS.md` ([mem] = recalled, "
+        "unverified).",
+        "",
+        f"Hardware: {hardware}.",
+        "",
+        "| method | dataset | protocol | seeds | ACC | NMI | ARI | fit time (s) | samples/s |"
+        " peak RSS (MB) | published |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (method, dset, protocol), group in sorted(groups.items()):
+        group.sort(key=lambda r: r["seed"])
+        lines.append(
+            f"| {method} | {dset} | {protocol} | {','.join(str(r['seed']) for r in group)} | "
+            f"{_mean_std([r['acc'] for r in group])} | {_mean_std([r['nmi'] for r in group])} | "
+            f"{_mean_std([r['ari'] for r in group])} | "
+            f"{statistics.fmean(r['fit_seconds'] for r in group):.1f} | "
+            f"{statistics.fmean(r['samples_per_second'] for r in group):.0f} | "
+            f"{max(r['peak_rss_mb'] for r in group):.0f} | "
+            f"{PUBLISHED.get((method, dset), '–')} |")
+    lines += ["", "## Commands", ""]
+    for row in sorted(rows, key=lambda r: (r["method"], r["dataset"], r["protocol"], r["seed"])):
+        lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
+                     f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s")
+    lines += ["", "Samples/s counts training samples processed per second of fitting "
+              "(epochs × n / fit time; k-means counts one pass). NMI is the arithmetic mean "
+              "normalisation (sklearn ≥ 0.22).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(HERE / "baselines.json"))
+    parser.add_argument("--results", default=str(HERE / "results.json"))
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--skip-done", action="store_true",
+                        help="skip (method, dataset, protocol, seed) rows already in results")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(SRC))
+    from core.util import hardware_string
+
+    results_path = Path(args.results)
+    rows = json.loads(results_path.read_text()) if results_path.is_file() else []
+    if not args.render_only:
+        config = json.loads(Path(args.config).read_text())
+        for spec in config["runs"]:
+            for seed in spec["seeds"]:
+                key = (spec["method"], spec["dset"], spec["protocol"], seed)
+                if args.skip_done and any((r["method"], r["dataset"], r["protocol"], r["seed"])
+                                          == key for r in rows):
+                    continue
+                print(f"running {key} ...", flush=True)
+                row = run_one(spec["method"], spec["dset"], spec["protocol"], seed,
+                              spec.get("extra_args", []))
+                row["hardware"] = hardware_string()
+                print(f"  ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f} "
+                      f"in {row['fit_seconds']:.0f} s", flush=True)
+                rows = [r for r in rows if (r["method"], r["dataset"], r["protocol"],
+                                            r["seed"]) != key] + [row]
+                results_path.write_text(json.dumps(rows, indent=2) + "\n")
+    hardware = rows[0]["hardware"] if rows else hardware_string()
+    Path(args.output).write_text(render(rows, hardware))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

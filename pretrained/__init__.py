@@ -1,0 +1,1 @@
+"""Pretrained checkpoints made by this project; see manifest.json for how each was made."""

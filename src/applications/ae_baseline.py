@@ -1,0 +1,143 @@
+"""Baselines: k-means on raw pixels, and the MLP autoencoder + k-means (``ae-kmeans``).
+
+The autoencoder is the DEC-style 784-500-500-2000-10 network (METHODS.md §2.1, §6.2). We pretrain
+it with Adam and MSE rather than DEC-keras' 300 epochs of SGD(lr 1, momentum 0.9), to fit a CPU
+budget; the schedule is a parameter.
+"""
+
+import keras
+import numpy as np
+from sklearn.cluster import KMeans
+
+from core.base import BaseDeepClusterer
+from core.Conv import build_mlp_autoencoder
+from core.layer import ClusteringLayer
+from core.train import MetricsLogger, TimeHistory, kmeans_labels, nearest_centre
+
+
+class AEClusterNet(keras.Model):
+    """Encoder, decoder and a centre table: everything an AE + k-means checkpoint holds."""
+
+    def __init__(self, input_dim, n_clusters, hidden_dims, latent_dim, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder, self.autoencoder = build_mlp_autoencoder(
+            input_dim, hidden_dims, latent_dim, seed=seed)
+        self.clustering = ClusteringLayer(n_clusters, name="clustering")
+        self.build((None, input_dim))
+
+    def build(self, input_shape):
+        self.clustering.build((None, self.encoder.output.shape[-1]))
+        super().build(input_shape)
+
+    def call(self, x):
+        z = self.encoder(x)
+        return self.decoder(z), self.clustering(z)
+
+
+class AEKMeans(BaseDeepClusterer):
+    """MLP autoencoder pretrained on reconstruction, then k-means on its 10-d code.
+
+    Parameters
+    ----------
+    n_clusters : int
+    hidden_dims : tuple of int, widths of the encoder's hidden layers.
+    latent_dim : int, width of the code.
+    epochs, batch_size, learning_rate : autoencoder pretraining schedule (Adam, MSE).
+    n_init : int, k-means restarts.
+    log_every : int, score ACC/NMI/ARI every this many epochs when ``y`` is given (0: never).
+    random_state : int, RandomState or None.
+    verbose : int, Keras verbosity.
+
+    Attributes
+    ----------
+    labels_, cluster_centers_, model_ (the ``AEClusterNet``), history_ (losses and metrics).
+    """
+
+    input_kind = "flat"
+
+    def __init__(self, n_clusters=10, hidden_dims=(500, 500, 2000), latent_dim=10, epochs=50,
+                 batch_size=256, learning_rate=1e-3, n_init=20, log_every=0, random_state=None,
+                 deterministic=True, verbose=0):
+        self.n_clusters = n_clusters
+        self.hidden_dims = hidden_dims
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.n_init = n_init
+        self.log_every = log_every
+        self.random_state = random_state
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    def _build(self, input_shape, seed):
+        self.model_ = AEClusterNet(int(np.prod(input_shape)), self.n_clusters,
+                                   tuple(self.hidden_dims), self.latent_dim, seed=seed)
+
+    def _fit(self, X, y, seed):
+        ae = self.model_.autoencoder
+        ae.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        timer = TimeHistory()
+        callbacks = [timer]
+        logger = None
+        if y is not None and self.log_every:
+            def quick_labels(x):
+                return kmeans_labels(self.model_.encoder.predict(x, 4096, verbose=0),
+                                     self.n_clusters, seed, n_init=1)[0]
+            logger = MetricsLogger(X, y, quick_labels, every=self.log_every, verbose=self.verbose)
+            callbacks.append(logger)
+        hist = ae.fit(X, X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
+                      verbose=self.verbose, callbacks=callbacks)
+        self.history_ = {"loss": [float(v) for v in hist.history.get("loss", [])],
+                         "epoch_seconds": timer.epoch_seconds,
+                         "metrics": logger.history if logger else []}
+        self.n_steps_ = int(self.epochs * np.ceil(len(X) / self.batch_size))
+        _, centres = kmeans_labels(self._transform(X), self.n_clusters, seed, self.n_init)
+        self.model_.clustering.clusters.assign(centres)
+
+    @property
+    def cluster_centers_(self):
+        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
+
+    def _transform(self, X):
+        return self.model_.encoder.predict(X, batch_size=4096, verbose=0)
+
+    def _predict(self, X):
+        return nearest_centre(self._transform(X), self.cluster_centers_)
+
+    def reconstruct(self, X):
+        X = self._validate(X, reset=False)
+        return self.model_.autoencoder.predict(X, batch_size=4096, verbose=0)
+
+
+class PixelKMeans(BaseDeepClusterer):
+    """k-means on raw pixels (flattened), the floor every method must beat."""
+
+    input_kind = "flat"
+
+    def __init__(self, n_clusters=10, n_init=10, random_state=None, deterministic=True):
+        self.n_clusters = n_clusters
+        self.n_init = n_init
+        self.random_state = random_state
+        self.deterministic = deterministic
+
+    def _build(self, input_shape, seed):
+        self.model_ = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed)
+
+    def _fit(self, X, y, seed):
+        self.model_.fit(X)
+        self.n_steps_ = int(self.model_.n_iter_)
+
+    @property
+    def cluster_centers_(self):
+        return self.model_.cluster_centers_
+
+    def _transform(self, X):
+        return self.model_.transform(X)
+
+    def _predict(self, X):
+        return self.model_.predict(X).astype(np.int64)
+
+    def save(self, path):
+        raise NotImplementedError("PixelKMeans has no network to save; refit it (seconds to "
+                                  "minutes) with the same random_state for identical labels")

@@ -1,0 +1,181 @@
+"""Command-line entry point (run from ``src/`` as upstream: ``python applications/run.py``).
+
+By default it loads the shipped checkpoint of the chosen method, clusters all images of the chosen
+protocol, prints ACC/NMI/ARI and writes ``metrics.json``, a t-SNE plot and a confusion matrix into
+the output folder. ``--train`` trains from scratch with the method's preset instead.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+METHOD_NAMES = ("ae-kmeans", "kmeans")
+DEFAULT_METHOD = "ae-kmeans"
+
+
+def _presets():
+    from applications.ae_baseline import AEKMeans, PixelKMeans
+
+    # name -> (estimator class, uses a shipped checkpoint, preset params per dataset)
+    return {
+        "ae-kmeans": (AEKMeans, True, {
+            "mnist": {"epochs": 100, "batch_size": 256, "learning_rate": 1e-3, "n_init": 20},
+            "fashion": {"epochs": 50, "batch_size": 256, "learning_rate": 1e-3, "n_init": 20},
+            "digits": {"epochs": 60, "batch_size": 64, "learning_rate": 1e-3, "n_init": 20},
+            "*": {"epochs": 50, "batch_size": 256, "learning_rate": 1e-3, "n_init": 20},
+        }),
+        "kmeans": (PixelKMeans, False, {"*": {"n_init": 10}}),
+    }
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="applications/run.py",
+        description="Deep clustering: evaluate a shipped checkpoint or train from scratch.")
+    parser.add_argument("--dset", default="mnist",
+                        help="mnist | fashion | digits | PATH.npz (default: mnist)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHOD_NAMES,
+                        help=f"clustering method (default: {DEFAULT_METHOD})")
+    parser.add_argument("--protocol", default="full-70k",
+                        choices=("full-70k", "test-10k", "train-test"),
+                        help="which images train and which are scored (METHODS.md §12.4)")
+    parser.add_argument("--train", action="store_true",
+                        help="train from scratch with the method's preset")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    parser.add_argument("--n-clusters", type=int, default=None,
+                        help="number of clusters (default: number of classes)")
+    parser.add_argument("--out", default=None, help="output folder (default: out/METHOD_DSET)")
+    parser.add_argument("--save-pretrained", action="store_true",
+                        help="with --train: store the checkpoint in pretrained/ and its manifest")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--tsne-points", type=int, default=3000,
+                        help="points drawn in the t-SNE plot (default: 3000)")
+    parser.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
+    return parser
+
+
+def _command_line(argv):
+    return "python applications/run.py " + " ".join(argv)
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    dset_name = Path(args.dset).stem if args.dset.endswith(".npz") else args.dset
+    if not args.dset.endswith(".npz") and args.dset not in ("mnist", "fashion", "digits"):
+        parser.error(f"unknown dataset '{args.dset}': use mnist, fashion, digits or a .npz path")
+    if args.save_pretrained and not args.train:
+        parser.error("--save-pretrained needs --train")
+
+    from core.checkpoints import CheckpointError, find_checkpoint, save_checkpoint
+    from core.data import DataError, load_dataset
+    from core.metrics import evaluate, format_metrics
+    from core.util import hardware_string
+
+    try:
+        ds = load_dataset(args.dset, args.protocol, args.n_clusters)
+    except (DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    n_clusters = args.n_clusters or ds.n_clusters
+    cls, uses_checkpoint, presets = _presets()[args.method]
+    out = Path(args.out or f"out/{args.method}_{dset_name}_{args.protocol}")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{args.method} on {dset_name} ({args.protocol}): {len(ds.x)} training images, "
+          f"{len(ds.x_eval)} scored", flush=True)
+
+    start = time.perf_counter()
+    source = "trained now"
+    if args.train or not uses_checkpoint:
+        params = dict(presets.get(dset_name, presets["*"]))
+        if args.epochs is not None and "epochs" in params:
+            params["epochs"] = args.epochs
+        extra = {"verbose": args.verbose} if "verbose" in cls().get_params() else {}
+        est = cls(n_clusters=n_clusters, random_state=args.seed, **params, **extra)
+        est.fit(ds.x, ds.y)
+    else:
+        try:
+            entry = find_checkpoint(args.method, dset_name, args.protocol)
+        except CheckpointError:
+            try:
+                entry = find_checkpoint(args.method, dset_name)
+            except CheckpointError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+        cfg = entry["config"]
+        try:
+            est = cls.from_config(cfg["params"], cfg["input_shape"], entry["path"],
+                                  entry["sha256"], cfg.get("extra"))
+        except CheckpointError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        source = f"checkpoint {entry['file']} (trained on {entry['protocol']}, seed {entry['seed']})"
+    fit_seconds = time.perf_counter() - start
+
+    labels = est.predict(ds.x_eval)
+    result = {"method": args.method, "dataset": dset_name, "protocol": args.protocol,
+              "n_train": int(len(ds.x)), "n_scored": int(len(ds.x_eval)), "n_clusters": int(n_clusters), "seed": args.seed,
+              "source": source, "seconds": round(time.perf_counter() - start, 2),
+              "fit_seconds": round(fit_seconds, 2), "command": _command_line(argv)}
+    if ds.y_eval is not None:
+        scores = evaluate(ds.y_eval, labels)
+        result.update(scores)
+        print(format_metrics(scores, prefix=f"{args.method} {dset_name} [{source}]  ")
+              + f"  PURITY {scores['purity']:.4f}", flush=True)
+    else:
+        print(f"clustered {len(labels)} points into {len(set(labels.tolist()))} clusters")
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.train:
+        np_labels = out / "labels.txt"
+        np_labels.write_text("\n".join(str(int(v)) for v in labels) + "\n")
+
+    if args.save_pretrained:
+        from core.checkpoints import pretrained_dir
+
+        path = pretrained_dir() / f"{dset_name}_{args.method}_{args.protocol}.weights.h5"
+        entry = save_checkpoint(
+            est.model_, path, method=args.method, dataset=dset_name, protocol=args.protocol,
+            seed=args.seed, command=_command_line(argv), steps=getattr(est, "n_steps_", None),
+            hardware=hardware_string(), metrics=result,
+            config={"params": est.get_params(), "input_shape": list(est.input_shape_),
+                    "extra": est._extra_state()},
+            train_seconds=round(fit_seconds, 1))
+        print(f"saved {path} (sha256 {entry['sha256'][:12]}...) and recorded it in the manifest")
+    elif args.train and uses_checkpoint:
+        est.save(out / "model")
+
+    if not args.no_plots:
+        _write_plots(est, ds, labels, out, args)
+    print(f"wrote {out}/metrics.json" + ("" if args.no_plots else " and PNG figures"))
+    return 0
+
+
+def _write_plots(est, ds, labels, out, args):
+    import numpy as np
+
+    from core.plot_2d import plot_confusion, plot_image_grid, plot_tsne
+
+    rng = np.random.default_rng(args.seed)
+    idx = rng.choice(len(ds.x_eval), size=min(args.tsne_points, len(ds.x_eval)), replace=False)
+    z = est.transform(ds.x_eval[idx])
+    colour = ds.y_eval[idx] if ds.y_eval is not None else labels[idx]
+    plot_tsne(z, colour, out / "tsne.png", n_max=len(idx), seed=args.seed,
+              title=f"{args.method} embedding of {Path(args.dset).stem}, coloured by "
+                    + ("class" if ds.y_eval is not None else "cluster"))
+    if ds.y_eval is not None:
+        plot_confusion(ds.y_eval, labels, out / "confusion.png")
+    if hasattr(est, "reconstruct") and ds.x_eval.ndim == 4:
+        pick = ds.x_eval[idx[:12]]
+        recon = est.reconstruct(pick).reshape(pick.shape)
+        plot_image_grid([pick, recon], out / "reconstructions.png",
+                        row_titles=["input", "reconstruction"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Network builders (functional ``keras.Model`` factories) shared by the methods.
+
+- ``build_conv_encoder`` / ``build_conv_decoder``: the DSCDAN/ALRDC VAE networks (METHODS.md §3.1,
+  §4.1) for any image shape; ``filters=16`` gives the upstream 32-32-64-64 stack.
+- ``build_mlp_autoencoder``: the DEC-style d-500-500-2000-10 autoencoder (METHODS.md §2.1, §6.2).
+"""
+
+import math
+
+import keras
+from keras import layers
+
+
+def _dec_init(seed):
+    # DEC-keras: VarianceScaling(1/3, fan_in, uniform)
+    return keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform",
+                                              seed=seed)
+
+
+def build_mlp_autoencoder(input_dim, hidden_dims=(500, 500, 2000), latent_dim=10,
+                          output_activation="linear", seed=None):
+    """Dense autoencoder: ReLU hidden layers, linear code, mirrored decoder.
+
+    Args:
+        input_dim: number of input features (784 for MNIST).
+        hidden_dims: widths of the encoder's hidden layers; the decoder mirrors them.
+        latent_dim: width of the linear code.
+        output_activation: ``"linear"`` as DEC-keras, or ``"sigmoid"`` as VaDE.
+        seed: seed of the weight initialisers.
+
+    Returns:
+        ``(encoder, decoder, autoencoder)`` functional models.
+    """
+    seeds = iter(range(1000)) if seed is None else iter(range(seed * 100, seed * 100 + 100))
+
+    def dense(units, activation, name):
+        return layers.Dense(units, activation=activation, name=name,
+                            kernel_initializer=_dec_init(None if seed is None else next(seeds)))
+
+    x_in = keras.Input((input_dim,), name="input")
+    h = x_in
+    for i, units in enumerate(hidden_dims):
+        h = dense(units, "relu", f"encoder_{i}")(h)
+    code = dense(latent_dim, None, f"encoder_{len(hidden_dims)}")(h)
+    encoder = keras.Model(x_in, code, name="encoder")
+
+    z_in = keras.Input((latent_dim,), name="code")
+    h = z_in
+    for i, units in enumerate(reversed(hidden_dims)):
+        h = dense(units, "relu", f"decoder_{i}")(h)
+    out = dense(input_dim, output_activation, f"decoder_{len(hidden_dims)}")(h)
+    decoder = keras.Model(z_in, out, name="decoder")
+
+    autoencoder = keras.Model(x_in, decoder(encoder(x_in)), name="autoencoder")
+    return encoder, decoder, autoencoder
+
+
+def conv_feature_shape(input_shape, filters=16):
+    """Shape of the encoder's last feature map: two stride-2 'same' convolutions."""
+    h, w = input_shape[0], input_shape[1]
+    return (math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2), 4 * filters)
+
+
+def build_conv_encoder(input_shape=(28, 28, 1), latent_dim=64, filters=16, name="encoder"):
+    """DSCDAN/ALRDC encoder: 4 convolutions (LeakyReLU 0.2), then Dense to mu and log sigma^2.
+
+    Returns a model ``x -> [z_mean, z_log_var]``.
+    """
+    x_in = keras.Input(input_shape, name="image")
+    h = x_in
+    for n_filters, stride in ((2 * filters, 2), (2 * filters, 1), (4 * filters, 2),
+                              (4 * filters, 1)):
+        h = layers.Conv2D(n_filters, 3, strides=stride, padding="same")(h)
+        h = layers.LeakyReLU(0.2)(h)
+    h = layers.Flatten()(h)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(h)
+    return keras.Model(x_in, [z_mean, z_log_var], name=name)
+
+
+def build_conv_decoder(output_shape=(28, 28, 1), latent_dim=64, filters=16, name="decoder"):
+    """Mirror of ``build_conv_encoder``: linear Dense, 4 transposed convolutions, sigmoid output.
+
+    For sizes that are not multiples of 4 the upsampled map is cropped to ``output_shape``.
+    """
+    fh, fw, fc = conv_feature_shape(output_shape, filters)
+    z_in = keras.Input((latent_dim,), name="z")
+    h = layers.Dense(fh * fw * fc)(z_in)
+    h = layers.Reshape((fh, fw, fc))(h)
+    for n_filters, stride in ((4 * filters, 1), (4 * filters, 2), (2 * filters, 1),
+                              (2 * filters, 2)):
+        h = layers.Conv2DTranspose(n_filters, 3, strides=stride, padding="same")(h)
+        h = layers.LeakyReLU(0.2)(h)
+    h = layers.Conv2DTranspose(output_shape[2], 3, padding="same", activation="sigmoid")(h)
+    extra_h, extra_w = 4 * fh - output_shape[0], 4 * fw - output_shape[1]
+    if extra_h or extra_w:
+        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
+                               (extra_w // 2, extra_w - extra_w // 2)))(h)
+    return keras.Model(z_in, h, name=name)
+
+
+def build_cluster_head(latent_dim, n_clusters, hidden_dims=(1024, 1024, 512), name="cluster_head"):
+    """DSCDAN/ALRDC clustering head C: ReLU MLP ending in a K-way softmax."""
+    z_in = keras.Input((latent_dim,), name="z_mean")
+    h = z_in
+    for units in hidden_dims:
+        h = layers.Dense(units, activation="relu")(h)
+    return keras.Model(z_in, layers.Dense(n_clusters, activation="softmax")(h), name=name)

@@ -1,0 +1,25 @@
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import run_benchmarks  # noqa: E402
+
+
+def test_runner_writes_rows_and_table(tmp_path):
+    results, output = tmp_path / "results.json", tmp_path / "BENCH.md"
+    assert run_benchmarks.main(["--config", str(ROOT / "benchmarks" / "smoke.json"),
+                                "--results", str(results), "--output", str(output)]) == 0
+    rows = json.loads(results.read_text())
+    assert [r["seed"] for r in rows] == [0, 1]
+    assert all(r["acc"] > 0.6 and r["peak_rss_mb"] > 50 and r["fit_seconds"] > 0 for r in rows)
+    table = output.read_text()
+    assert "| kmeans | digits | full-70k | 0,1 |" in table
+    assert "python applications/run.py --dset digits --method kmeans" in table
+    # re-running with --skip-done adds nothing and keeps the rows
+    assert run_benchmarks.main(["--config", str(ROOT / "benchmarks" / "smoke.json"),
+                                "--results", str(results), "--output", str(output),
+                                "--skip-done"]) == 0
+    assert len(json.loads(results.read_text())) == 2

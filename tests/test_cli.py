@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from applications.run import main
+from core.checkpoints import load_manifest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--method", "nope"],
+    ["--dset", "cifar"],
+    ["--frobnicate"],
+    ["--save-pretrained"],
+])
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_kmeans_on_digits_writes_metrics_and_pngs(tmp_path):
+    assert main(["--dset", "digits", "--method", "kmeans", "--out", str(tmp_path),
+                 "--tsne-points", "300"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_scored"] == 1797 and metrics["acc"] > 0.6
+    for name in ("tsne.png", "confusion.png"):
+        assert (tmp_path / name).stat().st_size > 2000
+
+
+def test_train_on_users_npz(tmp_path, digits):
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=(digits.x[:400, ..., 0] * 255).astype(np.uint8), y=digits.y[:400])
+    out = tmp_path / "out"
+    assert main(["--dset", str(path), "--method", "ae-kmeans", "--train", "--epochs", "3",
+                 "--out", str(out), "--no-plots", "--verbose", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "mine" and metrics["n_scored"] == 400
+    assert (out / "model.weights.h5").is_file() and (out / "labels.txt").is_file()
+
+
+def test_missing_checkpoint_says_how_to_train(tmp_path, capsys):
+    assert main(["--dset", "digits", "--method", "ae-kmeans", "--out", str(tmp_path)]) == 1
+    assert "--method ae-kmeans --train" in capsys.readouterr().err
+
+
+def test_shipped_mnist_checkpoint_reproduces_its_manifest(mnist_full, tmp_path):
+    entry = next(e for e in load_manifest() if e["method"] == "ae-kmeans"
+                 and e["dataset"] == "mnist")
+    proc = subprocess.run([sys.executable, "applications/run.py", "--dset", "mnist", "--method",
+                           "ae-kmeans", "--out", str(tmp_path), "--tsne-points", "500"],
+                          cwd=SRC, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "ACC" in proc.stdout and "NMI" in proc.stdout and "ARI" in proc.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_scored"] == 70000
+    for key in ("acc", "nmi", "ari"):
+        assert metrics[key] == pytest.approx(entry[key], abs=1e-6)
+    for name in ("tsne.png", "confusion.png", "reconstructions.png"):
+        assert (tmp_path / name).stat().st_size > 2000

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from applications.ae_baseline import AEKMeans, PixelKMeans
+from core.metrics import acc
+
+SMALL = dict(hidden_dims=(256, 256, 1024), latent_dim=10, epochs=30, batch_size=64, n_init=5)
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    return AEKMeans(random_state=0, **SMALL).fit(digits.x, digits.y)
+
+
+def test_ae_kmeans_clusters_digits(fitted, digits):
+    labels = fitted.labels_
+    assert labels.shape == (len(digits.x),) and labels.dtype.kind == "i"
+    assert len(np.unique(labels)) <= 10
+    assert acc(digits.y, labels) > 0.6
+    assert np.isfinite(fitted.history_["loss"]).all()
+    assert fitted.history_["loss"][-1] < fitted.history_["loss"][0]
+
+
+def test_same_seed_gives_identical_labels(fitted, digits):
+    again = AEKMeans(random_state=0, **SMALL).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, fitted.labels_)
+
+
+def test_predict_and_transform_are_consistent(fitted, digits):
+    np.testing.assert_array_equal(fitted.predict(digits.x), fitted.labels_)
+    assert fitted.transform(digits.x[:7]).shape == (7, 10)
+    flat = digits.x.reshape(len(digits.x), -1)
+    np.testing.assert_array_equal(fitted.predict(flat), fitted.labels_)
+    assert fitted.cluster_centers_.shape == (10, 10)
+
+
+def test_save_load_round_trip(fitted, digits, tmp_path):
+    fitted.save(tmp_path / "ae")
+    loaded = AEKMeans.load(tmp_path / "ae")
+    np.testing.assert_array_equal(loaded.predict(digits.x), fitted.labels_)
+    assert loaded.get_params() == fitted.get_params()
+
+
+def test_wrong_feature_count_is_refused(fitted):
+    with pytest.raises(ValueError, match="fitted on 64"):
+        fitted.predict(np.zeros((3, 10, 10, 1), dtype=np.float32))
+
+
+def test_unfitted_estimator_refuses_to_predict(digits):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        AEKMeans().predict(digits.x)
+
+
+def test_too_few_samples_and_nan_are_refused(digits):
+    with pytest.raises(ValueError, match="too few samples \\(5\\) for n_clusters=10"):
+        AEKMeans(**SMALL).fit(digits.x[:5])
+    bad = digits.x[:50].copy()
+    bad[3, 2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        AEKMeans(**SMALL).fit(bad)
+
+
+def test_params_follow_sklearn_conventions():
+    est = AEKMeans(epochs=3, random_state=7)
+    assert est.get_params()["epochs"] == 3
+    est.set_params(epochs=5)
+    assert clone(est).get_params()["epochs"] == 5
+
+
+def test_pixel_kmeans_is_reproducible(digits):
+    first = PixelKMeans(random_state=3).fit(digits.x)
+    second = PixelKMeans(random_state=3).fit(digits.x)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    assert acc(digits.y, first.labels_) > 0.6
+    with pytest.raises(NotImplementedError, match="refit"):
+        first.save("unused")
+
+
+def test_ae_kmeans_on_mnist_subset_beats_chance(mnist_subset):
+    x, y = mnist_subset
+    est = AEKMeans(random_state=0, hidden_dims=(256, 256, 512), epochs=40, batch_size=128,
+                   n_init=5).fit(x)
+    assert acc(y, est.labels_) > 0.45
