@@ -58,6 +58,20 @@ def run_one(method, dset, protocol, seed, extra_args=()):
     }
 
 
+def time_data_load(dset, protocol="full-70k", repeats=5):
+    """Median seconds to load a dataset from the decoded cache, in a fresh process each time."""
+    code = ("import time; t = time.perf_counter(); from core.data import load_dataset; "
+            f"ds = load_dataset({dset!r}, {protocol!r}); "
+            "print(time.perf_counter() - t, len(ds.x))")
+    times = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", code], cwd=SRC, capture_output=True,
+                             text=True, check=True).stdout.split()
+        times.append(float(out[0]))
+    return {"dataset": dset, "protocol": protocol, "n": int(out[1]),
+            "median_seconds": round(statistics.median(times), 3), "repeats": repeats}
+
+
 def _epochs_of(method, dset, extra_args):
     if "--epochs" in extra_args:
         return int(extra_args[list(extra_args).index("--epochs") + 1])
@@ -74,7 +88,7 @@ def _mean_std(values):
     return f"{mean:.4f} ± {std:.4f}"
 
 
-def render(rows, hardware):
+def render(rows, hardware, loads=()):
     groups = {}
     for row in rows:
         groups.setdefault((row["method"], row["dataset"], row["protocol"]), []).append(row)
@@ -103,6 +117,13 @@ def render(rows, hardware):
             f"{statistics.fmean(r['samples_per_second'] for r in group):.0f} | "
             f"{max(r['peak_rss_mb'] for r in group):.0f} | "
             f"{PUBLISHED.get((method, dset), '–')} |")
+    if loads:
+        lines += ["", "## Data loading", "",
+                  "Median over fresh processes of `load_dataset(name, protocol)` from the decoded "
+                  "cache (import of `core.data` included), measured by the runner.", "",
+                  "| dataset | protocol | images | median seconds |", "|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['protocol']} | {r['n']} | {r['median_seconds']:.3f} |"
+                  for r in loads]
     lines += ["", "## Commands", ""]
     for row in sorted(rows, key=lambda r: (r["method"], r["dataset"], r["protocol"], r["seed"])):
         lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
@@ -145,8 +166,15 @@ def main(argv=None):
                 rows = [r for r in rows if (r["method"], r["dataset"], r["protocol"],
                                             r["seed"]) != key] + [row]
                 results_path.write_text(json.dumps(rows, indent=2) + "\n")
+    loads_path = results_path.with_name(results_path.stem + "_data_load.json")
+    loads = json.loads(loads_path.read_text()) if loads_path.is_file() else []
+    if not args.render_only:
+        named = sorted({spec["dset"] for spec in config["runs"]} & {"mnist", "fashion"})
+        if named:
+            loads = [time_data_load(name) for name in named]
+            loads_path.write_text(json.dumps(loads, indent=2) + "\n")
     hardware = rows[0]["hardware"] if rows else hardware_string()
-    Path(args.output).write_text(render(rows, hardware))
+    Path(args.output).write_text(render(rows, hardware, loads))
     print(f"wrote {args.output}")
     return 0
 

@@ -20,8 +20,10 @@ class AEClusterNet(keras.Model):
 
     def __init__(self, input_dim, n_clusters, hidden_dims, latent_dim, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.encoder, self.decoder, self.autoencoder = build_mlp_autoencoder(
-            input_dim, hidden_dims, latent_dim, seed=seed)
+        # the composed autoencoder is not kept as an attribute: it is compiled for pretraining,
+        # and a tracked compiled sub-model would put its optimizer state into every checkpoint
+        self.encoder, self.decoder, _ = build_mlp_autoencoder(input_dim, hidden_dims, latent_dim,
+                                                              seed=seed)
         self.clustering = ClusteringLayer(n_clusters, name="clustering")
         self.build((None, input_dim))
 
@@ -75,7 +77,8 @@ class AEKMeans(BaseDeepClusterer):
                                    tuple(self.hidden_dims), self.latent_dim, seed=seed)
 
     def _fit(self, X, y, seed):
-        ae = self.model_.autoencoder
+        x_in = keras.Input(self.model_.encoder.input_shape[1:])
+        ae = keras.Model(x_in, self.model_.decoder(self.model_.encoder(x_in)), name="autoencoder")
         ae.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
         timer = TimeHistory()
         callbacks = [timer]
@@ -107,7 +110,7 @@ class AEKMeans(BaseDeepClusterer):
 
     def reconstruct(self, X):
         X = self._validate(X, reset=False)
-        return self.model_.autoencoder.predict(X, batch_size=4096, verbose=0)
+        return self.model_.decoder.predict(self._transform(X), batch_size=4096, verbose=0)
 
 
 class PixelKMeans(BaseDeepClusterer):

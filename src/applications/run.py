@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-METHOD_NAMES = ("ae-kmeans", "kmeans")
+METHOD_NAMES = ("ae-kmeans", "kmeans", "alrdc")
 DEFAULT_METHOD = "ae-kmeans"
 
 
 def _presets():
+    from applications.ADDC import ALRDC
     from applications.ae_baseline import AEKMeans, PixelKMeans
 
     # name -> (estimator class, uses a shipped checkpoint, preset params per dataset)
@@ -28,6 +29,14 @@ def _presets():
             "*": {"epochs": 50, "batch_size": 256, "learning_rate": 1e-3, "n_init": 20},
         }),
         "kmeans": (PixelKMeans, False, {"*": {"n_init": 10}}),
+        # S1/S2 schedules are ours (upstream never published them), METHODS.md §4.8
+        "alrdc": (ALRDC, True, {
+            "mnist": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
+            "fashion": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
+            "digits": {"pretrain_epochs": 30, "attack_epochs": 10, "defense_epochs": 10,
+                       "latent_dim": 16, "filters": 8, "adv_batch_size": 256},
+            "*": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
+        }),
     }
 
 
@@ -54,6 +63,10 @@ def build_parser():
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--tsne-points", type=int, default=3000,
                         help="points drawn in the t-SNE plot (default: 3000)")
+    parser.add_argument("--pgd-eps", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                        help="radii of the PGD embedding attack (robust methods only)")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="with --train: per-epoch checkpoints to resume an interrupted run")
     parser.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
     return parser
 
@@ -96,7 +109,10 @@ def main(argv=None):
         params = dict(presets.get(dset_name, presets["*"]))
         if args.epochs is not None and "epochs" in params:
             params["epochs"] = args.epochs
-        extra = {"verbose": args.verbose} if "verbose" in cls().get_params() else {}
+        known = cls().get_params()
+        extra = {"verbose": args.verbose} if "verbose" in known else {}
+        if args.checkpoint_dir and "checkpoint_dir" in known:
+            extra["checkpoint_dir"] = args.checkpoint_dir
         est = cls(n_clusters=n_clusters, random_state=args.seed, **params, **extra)
         est.fit(ds.x, ds.y)
     else:
@@ -115,12 +131,14 @@ def main(argv=None):
         except CheckpointError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        source = f"checkpoint {entry['file']} (trained on {entry['protocol']}, seed {entry['seed']})"
+        source = (f"checkpoint {entry['file']} (trained on {entry['protocol']}, "
+                  f"seed {entry['seed']})")
     fit_seconds = time.perf_counter() - start
 
     labels = est.predict(ds.x_eval)
     result = {"method": args.method, "dataset": dset_name, "protocol": args.protocol,
-              "n_train": int(len(ds.x)), "n_scored": int(len(ds.x_eval)), "n_clusters": int(n_clusters), "seed": args.seed,
+              "n_train": int(len(ds.x)), "n_scored": int(len(ds.x_eval)),
+              "n_clusters": int(n_clusters), "seed": args.seed,
               "source": source, "seconds": round(time.perf_counter() - start, 2),
               "fit_seconds": round(fit_seconds, 2), "command": _command_line(argv)}
     if ds.y_eval is not None:
@@ -130,6 +148,8 @@ def main(argv=None):
               + f"  PURITY {scores['purity']:.4f}", flush=True)
     else:
         print(f"clustered {len(labels)} points into {len(set(labels.tolist()))} clusters")
+    if hasattr(est, "robustness"):
+        result["robustness"] = _robustness(est, ds, args)
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.train:
         np_labels = out / "labels.txt"
@@ -156,6 +176,24 @@ def main(argv=None):
     return 0
 
 
+def _robustness(est, ds, args):
+    """Clean vs. learned-attack vs. PGD scores (ALRDC's claim), printed as a table."""
+    from core.metrics import format_metrics
+
+    report = est.robustness(ds.x_eval, ds.y_eval, eps_list=args.pgd_eps)
+    summary = {"mean_shift": report["mean_shift"],
+               "mean_embedding_norm": report["mean_embedding_norm"],
+               "agreement_with_clean": report["agreement"]}
+    print(f"mean |A(x)| {report['mean_shift']:.3f} (mean |mu| {report['mean_embedding_norm']:.3f})")
+    for key in report["labels"]:
+        line = f"  {key:<12} agreement with clean {report['agreement'].get(key, 1.0):.4f}"
+        if ds.y_eval is not None:
+            summary[key] = report[key]
+            line += "  " + format_metrics(report[key])
+        print(line, flush=True)
+    return summary
+
+
 def _write_plots(est, ds, labels, out, args):
     import numpy as np
 
@@ -173,8 +211,11 @@ def _write_plots(est, ds, labels, out, args):
     if hasattr(est, "reconstruct") and ds.x_eval.ndim == 4:
         pick = ds.x_eval[idx[:12]]
         recon = est.reconstruct(pick).reshape(pick.shape)
-        plot_image_grid([pick, recon], out / "reconstructions.png",
-                        row_titles=["input", "reconstruction"])
+        rows, titles = [pick, recon], ["input", "reconstruction"]
+        if hasattr(est, "predict_adversarial"):
+            rows.append(est.reconstruct(pick, adversarial=True).reshape(pick.shape))
+            titles.append("adversarial reconstruction G(mu + A(x))")
+        plot_image_grid(rows, out / "reconstructions.png", row_titles=titles)
 
 
 if __name__ == "__main__":

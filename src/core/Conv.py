@@ -106,3 +106,23 @@ def build_cluster_head(latent_dim, n_clusters, hidden_dims=(1024, 1024, 512), na
     for units in hidden_dims:
         h = layers.Dense(units, activation="relu")(h)
     return keras.Model(z_in, layers.Dense(n_clusters, activation="softmax")(h), name=name)
+
+
+def build_adversary(input_shape, latent_dim, hidden_dims=(1024, 512), name="adversary"):
+    """ALRDC's adversary A (upstream ``Advsior``): an all-linear map from pixels to a latent
+    perturbation delta(x) (METHODS.md §4.1)."""
+    x_in = keras.Input(input_shape, name="image")
+    h = layers.Flatten()(x_in)
+    for units in hidden_dims:
+        h = layers.Dense(units)(h)
+    return keras.Model(x_in, layers.Dense(latent_dim)(h), name=name)
+
+
+def build_mi_critic(input_dim, hidden_dims=(64, 64), name="mi_critic"):
+    """Sigmoid critic T of the JS mutual-information estimators. ALRDC's defence critic has
+    input width latent + H*W*C + K (858 on MNIST), computed here rather than hard-coded."""
+    v_in = keras.Input((input_dim,), name="pair")
+    h = v_in
+    for units in hidden_dims:
+        h = layers.Dense(units, activation="relu")(h)
+    return keras.Model(v_in, layers.Dense(1, activation="sigmoid")(h), name=name)

@@ -64,3 +64,54 @@ class ClusteringLayer(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_clusters": self.n_clusters, "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="deepcluster")
+class Orthonorm(keras.layers.Layer):
+    """SpectralNet's Cholesky orthonormalisation (METHODS.md §1.2).
+
+    In training the weights W = sqrt(m) (L^-1)^T, with L L^T = Y^T Y + eps I, are computed from the
+    batch (in float64, so that a collapsed column gives no NaN) and stored; at inference the
+    stored weights are applied. Then (1/m) (Y W)^T (Y W) = I on the training batch.
+
+    Args:
+        epsilon: ridge added to Y^T Y (upstream 1e-7 in float32; 1e-6 here, in float64).
+        stop_gradient: treat W as a constant (the paper's alternating scheme); upstream lets the
+            gradient flow through the Cholesky factor.
+
+    Input shape: ``(batch, k)``.  Output shape: ``(batch, k)``.
+    """
+
+    def __init__(self, epsilon=1e-6, stop_gradient=False, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.stop_gradient = bool(stop_gradient)
+
+    def build(self, input_shape):
+        k = input_shape[-1]
+        self.ortho_weights = self.add_weight(name="ortho_weights", shape=(k, k),
+                                             initializer="identity", trainable=False)
+
+    def batch_weights(self, y):
+        y64 = ops.cast(y, "float64")
+        k = ops.shape(y64)[1]
+        gram = ops.matmul(ops.transpose(y64), y64) + self.epsilon * ops.eye(k, dtype="float64")
+        chol = ops.linalg.cholesky(gram)
+        m = ops.cast(ops.shape(y64)[0], "float64")
+        weights = ops.sqrt(m) * ops.transpose(ops.linalg.inv(chol))
+        weights = ops.cast(weights, y.dtype)
+        return ops.stop_gradient(weights) if self.stop_gradient else weights
+
+    def call(self, inputs, training=None):
+        if training:
+            weights = self.batch_weights(inputs)
+            self.ortho_weights.assign(ops.stop_gradient(weights))
+            return ops.matmul(inputs, weights)
+        return ops.matmul(inputs, self.ortho_weights)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon,
+                "stop_gradient": self.stop_gradient}
