@@ -76,6 +76,11 @@ class ALRDCNet(keras.Model):
         self.stage = "pretrain"
         names = ("loss", "rec", "kl", "cat", "att", "agreement", "shift", "mi", "spectral")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.build((None,) + self.image_shape)
+
+    def build(self, input_shape):
+        # every sub-network is a functional model built above; nothing is shape-dependent here
+        super().build(input_shape)
 
     # ------------------------------------------------------------------ set-up
     def compile(self, vae_optimizer=None, adv_optimizer=None, defense_optimizer=None, **kwargs):

@@ -1,0 +1,146 @@
+import keras
+import numpy as np
+import pytest
+
+from applications.ADDC import (ALRDC, ALRDCNet, adversarial_shift, assign, embed,
+                               pgd_embedding_attack)
+from core import costs
+from core.checkpoints import CheckpointError
+from core.metrics import acc
+
+TINY = dict(latent_dim=8, filters=4, pretrain_batch_size=64, adv_batch_size=256,
+            warmup_epochs=3)
+DIGITS_RUN = dict(pretrain_epochs=4, attack_epochs=2, defense_epochs=2, random_state=0, **TINY)
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    return ALRDC(**DIGITS_RUN).fit(digits.x, digits.y)
+
+
+def test_networks_follow_the_upstream_shapes():
+    net = ALRDCNet((28, 28, 1), 10, latent_dim=64, filters=16, seed=0)
+    assert net.critic.input_shape == (None, 858)  # 64 + 784 + 10, computed
+    assert net.adversary.output_shape == (None, 64)
+    dense = [layer for layer in net.adversary.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [1024, 512, 64]
+    assert all(layer.activation.__name__ == "linear" for layer in dense)
+    assert tuple(net.class_means.shape) == (10, 64)
+    assert tuple(net(np.zeros((2, 28, 28, 1), np.float32)).shape) == (2, 10)
+
+
+def test_every_loss_term_is_finite_on_a_batch(digits):
+    net = ALRDCNet((8, 8, 1), 10, latent_dim=8, filters=4, spectral_weight=1.0, seed=0)
+    x = digits.x[:64]
+    f = net._forward(x, with_adversary=True)
+    assert tuple(f["x_hat_adv"].shape) == (64, 8, 8, 1) and tuple(f["y_adv"].shape) == (64, 10)
+    vae = net._vae_loss(x, f)
+    att = costs.attack_loss(f["x_hat"], f["x_hat_adv"], f["y"], f["y_adv"], f["z_mean"],
+                            f["z_adv"])
+    flat = keras.ops.concatenate([keras.ops.reshape(f["x_hat"], (64, -1)), f["y"]], axis=-1)
+    mi = costs.jsd_mi_loss(net.critic, f["z_adv"], flat, flat[::-1])
+    for value in (vae, mi, *att, net.trackers["spectral"].result()):
+        assert np.isfinite(keras.ops.convert_to_numpy(value))
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "attack", "defense", "alternate"])
+def test_each_stage_trains_only_its_variables(stage, digits):
+    net = ALRDCNet((8, 8, 1), 10, latent_dim=8, filters=4, seed=0)
+    net.compile()
+    net.set_stage(stage)
+    before = {id(v): keras.ops.convert_to_numpy(v).copy() for v in net.weights}
+    logs = net.fit(digits.x[:256], epochs=1, batch_size=128, verbose=0).history
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+    changed = {id(v) for v in net.weights
+               if not np.array_equal(before[id(v)], keras.ops.convert_to_numpy(v))}
+    adversary = {id(v) for v in net.adversary.weights}
+    vae = {id(v) for v in net.vae_variables}
+    if stage == "attack":
+        assert changed and changed <= adversary
+    elif stage in ("pretrain", "defense"):
+        assert changed and not changed & adversary and changed & vae
+    else:
+        assert changed & adversary and changed & vae
+    with pytest.raises(ValueError, match="unknown stage"):
+        net.set_stage("fight")
+
+
+def test_history_covers_every_stage(trained):
+    stages = [row["stage"] for row in trained.history_]
+    assert stages[0] == "pretrain" and stages[-1] == "defense"
+    assert {"clean", "adversarial", "label_change", "mean_shift"} <= set(trained.history_[-1])
+    assert trained.labels_.shape == (1797,) and trained.labels_.max() < 10
+
+
+@pytest.fixture(scope="module")
+def mnist_alrdc(mnist_subset):
+    """S1 + S2 on 2,000 MNIST images (28x28: on 8x8 digits the VAE's KL overwhelms the
+    reconstruction and the clusters do not form)."""
+    x, y = mnist_subset
+    est = ALRDC(pretrain_epochs=15, warmup_epochs=8, pretrain_batch_size=100, attack_epochs=5,
+                defense_epochs=0, adv_batch_size=500, random_state=0)
+    return est.fit(x), x, y
+
+
+def test_pretrained_vae_clusters_mnist(mnist_alrdc):
+    est, x, y = mnist_alrdc
+    assert acc(y, est.labels_) > 0.4
+
+
+def test_learned_attack_beats_random_noise_of_the_same_size(mnist_alrdc):
+    est, x, _ = mnist_alrdc
+    net = est.model_
+    z, shift = embed(net, x), adversarial_shift(net, x)
+    clean = assign(net, z).argmax(1)
+    learned = np.mean(assign(net, z + shift).argmax(1) == clean)
+    noise = np.random.default_rng(0).normal(size=shift.shape).astype(np.float32)
+    noise *= np.linalg.norm(shift, axis=1, keepdims=True) / np.linalg.norm(noise, axis=1,
+                                                                           keepdims=True)
+    random_agreement = np.mean(assign(net, z + noise).argmax(1) == clean)
+    assert learned < random_agreement
+
+
+def test_pgd_attack_flips_labels_and_grows_with_eps(mnist_alrdc):
+    est, x, _ = mnist_alrdc
+    net = est.model_
+    z = embed(net, x)
+    clean = assign(net, z).argmax(1)
+    small, large = (np.mean(assign(net, pgd_embedding_attack(net, z, eps)).argmax(1) == clean)
+                    for eps in (0.5, 4.0))
+    assert large < small <= 1.0 and large < 0.9
+
+
+def test_same_seed_same_labels_and_round_trip(trained, digits, tmp_path):
+    again = ALRDC(**DIGITS_RUN).fit(digits.x, digits.y)
+    np.testing.assert_array_equal(again.labels_, trained.labels_)
+    trained.save(tmp_path / "alrdc")
+    loaded = ALRDC.load(tmp_path / "alrdc")
+    np.testing.assert_array_equal(loaded.predict(digits.x), trained.labels_)
+    np.testing.assert_array_equal(loaded.predict_adversarial(digits.x),
+                                  trained.predict_adversarial(digits.x))
+
+
+def test_corrupt_checkpoint_is_reported(trained, tmp_path):
+    path = trained.save(tmp_path / "alrdc")
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 3] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+        ALRDC.load(tmp_path / "alrdc")
+
+
+def test_interrupted_run_resumes_without_losing_work(digits, tmp_path):
+    params = dict(pretrain_epochs=2, attack_epochs=1, defense_epochs=1, random_state=0,
+                  checkpoint_dir=str(tmp_path / "ckpt"), **TINY)
+    ALRDC(**{**params, "attack_epochs": 0, "defense_epochs": 0}).fit(digits.x)  # "interrupted"
+    resumed = ALRDC(**params).fit(digits.x)
+    stages = [row["stage"] for row in resumed.history_]
+    assert "pretrain" not in stages and stages == ["attack", "defense"]
+    assert (tmp_path / "ckpt" / "progress.json").is_file()
+
+
+def test_flat_and_bad_inputs(digits):
+    with pytest.raises(ValueError, match="needs images"):
+        ALRDC(**TINY, pretrain_epochs=1).fit(digits.x.reshape(len(digits.x), -1))
+    with pytest.raises(ValueError, match="schedule"):
+        ALRDC(schedule="bogus", **TINY).fit(digits.x)
