@@ -129,3 +129,14 @@ def test_orthonorm_survives_a_collapsed_column():
     y[:, 2] = 0.0  # a dead cluster, as with a softmax head that never fires
     out = _np(Orthonorm()(y, training=True))
     assert np.all(np.isfinite(out))
+
+
+def test_contrastive_loss_matches_hand_computation():
+    a = np.array([[0.0, 0.0], [0.0, 0.0]], np.float32)
+    b = np.array([[0.3, 0.4], [0.3, 0.4]], np.float32)  # distance 0.5 for both rows
+    d = costs.euclidean_distance(a, b)
+    np.testing.assert_allclose(_np(d), [0.5, 0.5], rtol=1e-6)
+    loss = _np(costs.contrastive_loss(np.array([1, 0]), d))
+    assert loss == pytest.approx(((0.5 - 0.05) ** 2 + (1 - 0.5) ** 2) / 2, rel=1e-5)
+    # identical points are clamped at sqrt(eps), not 0 (finite gradient)
+    assert _np(costs.euclidean_distance(a, a))[0] == pytest.approx(np.sqrt(1e-7), rel=1e-3)

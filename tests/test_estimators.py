@@ -84,3 +84,12 @@ def test_ae_kmeans_on_mnist_subset_beats_chance(mnist_subset):
     est = AEKMeans(random_state=0, hidden_dims=(256, 256, 512), epochs=40, batch_size=128,
                    n_init=5).fit(x)
     assert acc(y, est.labels_) > 0.45
+
+
+def test_shipped_checkpoint_loads_by_path_through_the_manifest(mnist_subset):
+    from core.checkpoints import load_manifest, pretrained_dir
+
+    entry = next(e for e in load_manifest() if e["method"] == "ae-kmeans")
+    est = AEKMeans.load(pretrained_dir() / entry["file"])
+    x, _ = mnist_subset
+    assert est.transform(x[:5]).shape == (5, 10)

@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from core.checkpoints import CheckpointError, load_weights_verified, save_weights_atomic
+from core.checkpoints import (CheckpointError, load_manifest, load_weights_verified,
+                              save_weights_atomic)
 from core.data import check_n_clusters, validate_array
 from core.util import set_seed
 
@@ -82,8 +83,15 @@ class BaseDeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     def load(cls, path, expected_sha256=None):
         """Rebuild an estimator saved with ``save`` (or a shipped checkpoint)."""
         weights, meta_path = cls._paths(path)
-        if not meta_path.is_file():
-            raise CheckpointError(f"missing estimator description {meta_path} next to {weights}")
+        if not meta_path.is_file():  # a shipped checkpoint: its description is in the manifest
+            entry = next((e for e in load_manifest(weights.parent)
+                          if e.get("file") == weights.name and "config" in e), None)
+            if entry is None:
+                raise CheckpointError(f"missing estimator description {meta_path} (and no "
+                                      f"manifest entry) next to {weights}")
+            cfg = entry["config"]
+            return cls.from_config(cfg["params"], cfg["input_shape"], weights,
+                                   expected_sha256 or entry["sha256"], cfg.get("extra", {}))
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as err:

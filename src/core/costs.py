@@ -109,3 +109,20 @@ def knn_affinity(x, n_nbrs, scale=None, scale_nbr=None, local_scale=False):
 def spectral_loss(affinity, y, normaliser=1.0):
     """Σ_ij W_ij ||y_i - y_j||^2 / c (METHODS.md §1.3)."""
     return ops.sum(affinity * squared_distance(y)) / normaliser
+
+
+def euclidean_distance(a, b):
+    """Row-wise Euclidean distance, clamped at sqrt(EPS) as upstream."""
+    return ops.sqrt(ops.maximum(ops.sum(ops.square(a - b), axis=1), EPS))
+
+
+def contrastive_loss(labels, distance, m_pos=0.05, m_neg=1.0):
+    """Siamese loss mean[t max(d - m_pos, 0)^2 + (1 - t) max(m_neg - d, 0)^2] (METHODS.md §1.6).
+
+    SpectralNet compiles it with m_pos = 0.05 and m_neg = 1 (the function's own defaults there,
+    0.2 / 1, are not what runs).
+    """
+    labels = ops.cast(labels, distance.dtype)
+    positive = ops.square(ops.maximum(distance - m_pos, 0.0))
+    negative = ops.square(ops.maximum(m_neg - distance, 0.0))
+    return ops.mean(labels * positive + (1.0 - labels) * negative)

@@ -65,3 +65,41 @@ def nearest_centre(z, centres, batch_size=8192):
         dist = c_sq[None, :] - 2.0 * block @ centres.T
         out[start:start + batch_size] = np.argmin(dist, axis=1)
     return out
+
+
+class LearningHandler(keras.callbacks.Callback):
+    """SpectralNet's learning-rate schedule (METHODS.md §1.6) as a Keras callback.
+
+    After more than ``patience`` epochs without improvement of ``monitor`` the learning rate is
+    multiplied by ``drop``; training stops once it falls to ``min_lr`` or below. The optimizer
+    starts at its configured rate (upstream's RMSProp variable started at 0, so its first epoch
+    did nothing: a quirk we do not copy).
+    """
+
+    def __init__(self, monitor="val_loss", patience=10, drop=0.1, min_lr=1e-7, verbose=0):
+        super().__init__()
+        self.monitor, self.patience, self.drop = monitor, int(patience), float(drop)
+        self.min_lr, self.verbose = float(min_lr), verbose
+        self.best, self.wait, self.lr_history = np.inf, 0, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"LearningHandler monitors '{self.monitor}', which the logs lack "
+                           f"(have: {sorted(logs)})")
+        value = float(logs[self.monitor])
+        optimizer = self.model.optimizer
+        lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        if value < self.best:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait > self.patience:
+                lr *= self.drop
+                optimizer.learning_rate.assign(lr)
+                self.wait = 0
+                if self.verbose:
+                    print(f"[LearningHandler] epoch {epoch + 1}: learning rate -> {lr:.2e}")
+        self.lr_history.append(lr)
+        if lr <= self.min_lr:
+            self.model.stop_training = True

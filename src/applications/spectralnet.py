@@ -1,0 +1,311 @@
+"""SpectralNet (Shaham et al., ICLR 2018), KlugerLab code ported to Keras 3 (METHODS.md §2).
+
+Pipeline: (optional) code space of a pretrained autoencoder -> siamese net trained on kNN pairs
+with the contrastive loss -> SpectralNet (MLP ending in tanh + Orthonorm) trained on the spectral
+loss with a kNN Gaussian affinity computed on the siamese outputs of each batch -> k-means on the
+outputs. Departures from upstream: the learning rate starts at its configured value (upstream's
+first spectral epoch ran at lr 0), pairs are index pairs gathered per batch, and the affinity
+scale is computed once on the siamese embedding of the training set (as upstream) with sampling
+without replacement unless ``scale_with_replacement`` is set.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from core import costs
+from core.base import BaseDeepClusterer
+from core.layer import ClusteringLayer, Orthonorm
+from core.pairs import create_pairs_from_unlabeled_data, get_scale, knn_indices
+from core.train import LearningHandler, kmeans_labels, nearest_centre
+
+
+def build_mlp(input_dim, hidden_dims, output_dim, output_activation, name):
+    x_in = keras.Input((input_dim,), name="features")
+    h = x_in
+    for units in hidden_dims:
+        h = keras.layers.Dense(units, activation="relu")(h)
+    return keras.Model(x_in, keras.layers.Dense(output_dim, activation=output_activation)(h),
+                       name=name)
+
+
+def _unwrap(data):
+    """Keras hands a PyDataset's single array to train_step as a 1-tuple."""
+    return data[0] if isinstance(data, (tuple, list)) else data
+
+
+class PairBatches(keras.utils.PyDataset):
+    """Batches ``((x[a], x[b]), label)`` gathered from index pairs, reshuffled every epoch."""
+
+    def __init__(self, x, pairs, labels, batch_size, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.pairs, self.labels, self.batch_size = x, pairs, labels, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(pairs))
+
+    def __len__(self):
+        return math.ceil(len(self.pairs) / self.batch_size)
+
+    def __getitem__(self, index):
+        idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        pairs = self.pairs[idx]
+        return (self.x[pairs[:, 0]], self.x[pairs[:, 1]]), self.labels[idx].astype(np.float32)
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.pairs))
+
+
+class RandomBatches(keras.utils.PyDataset):
+    """``steps`` batches of ``batch_size`` rows drawn at random (SpectralNet's "epoch")."""
+
+    def __init__(self, x, batch_size, steps, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.batch_size, self.steps = x, min(batch_size, len(x)), steps
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        return self.x[self.rng.choice(len(self.x), self.batch_size, replace=False)]
+
+
+class SiameseNet(keras.Model):
+    """Twin embedder trained on the contrastive loss of (a, b, same-neighbourhood) pairs."""
+
+    def __init__(self, embedder, m_pos=0.05, m_neg=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.embedder, self.m_pos, self.m_neg = embedder, m_pos, m_neg
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def _loss(self, data, training):
+        (a, b), labels = data
+        dist = costs.euclidean_distance(self.embedder(a, training=training),
+                                        self.embedder(b, training=training))
+        return costs.contrastive_loss(labels, dist, self.m_pos, self.m_neg)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = self._loss(data, training=True)
+        variables = self.embedder.trainable_weights
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        self.loss_tracker.update_state(self._loss(data, training=False))
+        return {"loss": self.loss_tracker.result()}
+
+
+class SpectralNetModel(keras.Model):
+    """Everything a SpectralNet checkpoint holds: optional code-space encoder, siamese embedder,
+    the spectral MLP with its Orthonorm layer, and the k-means centres of the outputs."""
+
+    def __init__(self, input_dim, n_clusters, code_dim=None, siamese_dims=(1024, 1024, 512),
+                 spectral_dims=(1024, 1024, 512), ae_dims=(500, 500, 2000), n_nbrs=3,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.n_clusters, self.n_nbrs = int(n_clusters), int(n_nbrs)
+        self.encoder = None
+        feat_dim = input_dim
+        if code_dim:
+            from core.Conv import build_mlp_autoencoder
+
+            self.encoder = build_mlp_autoencoder(input_dim, ae_dims, code_dim)[0]
+            feat_dim = code_dim
+        self.siamese = build_mlp(feat_dim, siamese_dims, n_clusters, "relu", "siamese")
+        self.spectral = build_mlp(feat_dim, spectral_dims, n_clusters, "tanh", "spectral")
+        self.orthonorm = Orthonorm(name="orthonorm")
+        self.orthonorm.build((None, n_clusters))
+        self.clustering = ClusteringLayer(n_clusters, name="clustering")
+        self.clustering.build((None, n_clusters))
+        self.scale = self.add_weight(name="affinity_scale", shape=(), initializer="ones",
+                                     trainable=False)
+        self.use_siamese = True
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.build((None, input_dim))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def features(self, x):
+        return x if self.encoder is None else self.encoder(x, training=False)
+
+    def call(self, features, training=False):
+        return self.orthonorm(self.spectral(features, training=training), training=training)
+
+    def _affinity(self, features):
+        basis = self.siamese(features, training=False) if self.use_siamese else features
+        return costs.knn_affinity(keras.ops.stop_gradient(basis), self.n_nbrs, scale=self.scale)
+
+    def train_step(self, features):
+        import tensorflow as tf
+
+        features = _unwrap(features)
+        m = keras.ops.cast(keras.ops.shape(features)[0], "float32")
+        affinity = self._affinity(features)
+        with tf.GradientTape() as tape:
+            y = self(features, training=True)
+            loss = costs.spectral_loss(affinity, y, 2.0 * m)  # KlugerLab normalisation
+        variables = self.spectral.trainable_weights
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, features):
+        features = _unwrap(features)
+        m = keras.ops.cast(keras.ops.shape(features)[0], "float32")
+        y_tilde = self.spectral(features, training=False)
+        y = keras.ops.matmul(y_tilde, self.orthonorm.batch_weights(y_tilde))  # no weight update
+        self.loss_tracker.update_state(costs.spectral_loss(self._affinity(features), y, 2.0 * m))
+        return {"loss": self.loss_tracker.result()}
+
+
+class SpectralNet(BaseDeepClusterer):
+    """SpectralNet clustering (sklearn-style).
+
+    Parameters
+    ----------
+    n_clusters : int
+    encoder_weights : path of an ``AEKMeans`` checkpoint (``*.weights.h5``) whose encoder gives
+        the code space (METHODS.md §2.1), or None for the input space.
+    encoder_hidden_dims, code_dim : the layout of that autoencoder (500-500-2000, 10).
+    affinity : ``"siamese"`` (kNN affinity on siamese outputs) or ``"knn"`` (on the features).
+    siam_k, siam_tot_pairs, siam_epochs, siam_batch_size, siam_lr, siam_patience : siamese stage
+        (upstream: 2, 600000, 400, 128, 1e-3, 10).
+    spec_epochs, spec_batch_size, spec_steps, spec_lr, spec_patience : spectral stage
+        (upstream: 400, 1024, 100, 1e-3, 20).
+    n_nbrs, scale_nbr : affinity neighbours and the neighbour defining the scale (3, 2).
+    val_fraction : share of points held out to drive the learning-rate schedule (0.1).
+    random_state, deterministic, verbose : as elsewhere.
+    """
+
+    input_kind = "flat"
+
+    def __init__(self, n_clusters=10, encoder_weights=None, encoder_hidden_dims=(500, 500, 2000),
+                 code_dim=10, affinity="siamese",
+                 siam_k=2, siam_tot_pairs=600000, siam_epochs=400, siam_batch_size=128,
+                 siam_lr=1e-3, siam_patience=10, spec_epochs=400, spec_batch_size=1024,
+                 spec_steps=100, spec_lr=1e-3, spec_patience=20, n_nbrs=3, scale_nbr=2,
+                 scale_with_replacement=False, val_fraction=0.1, n_init=10, random_state=None,
+                 deterministic=True, verbose=0):
+        self.n_clusters = n_clusters
+        self.encoder_weights = encoder_weights
+        self.encoder_hidden_dims = encoder_hidden_dims
+        self.code_dim = code_dim
+        self.affinity = affinity
+        self.siam_k = siam_k
+        self.siam_tot_pairs = siam_tot_pairs
+        self.siam_epochs = siam_epochs
+        self.siam_batch_size = siam_batch_size
+        self.siam_lr = siam_lr
+        self.siam_patience = siam_patience
+        self.spec_epochs = spec_epochs
+        self.spec_batch_size = spec_batch_size
+        self.spec_steps = spec_steps
+        self.spec_lr = spec_lr
+        self.spec_patience = spec_patience
+        self.n_nbrs = n_nbrs
+        self.scale_nbr = scale_nbr
+        self.scale_with_replacement = scale_with_replacement
+        self.val_fraction = val_fraction
+        self.n_init = n_init
+        self.random_state = random_state
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    def _build(self, input_shape, seed):
+        if self.affinity not in ("siamese", "knn"):
+            raise ValueError(f"affinity must be 'siamese' or 'knn', got {self.affinity!r}")
+        code_dim = self.code_dim if self.encoder_weights else None
+        self.model_ = SpectralNetModel(int(np.prod(input_shape)), self.n_clusters, code_dim,
+                                       ae_dims=tuple(self.encoder_hidden_dims),
+                                       n_nbrs=self.n_nbrs)
+        self.model_.use_siamese = self.affinity == "siamese"
+
+    def _load_code_space(self):
+        """Copy the encoder of a shipped/saved AE + k-means checkpoint into the model."""
+        from applications.ae_baseline import AEKMeans
+
+        ae = AEKMeans.load(self.encoder_weights)
+        ours = [tuple(w.shape) for w in self.model_.encoder.weights]
+        theirs = [tuple(w.shape) for w in ae.model_.encoder.weights]
+        if ours != theirs:
+            raise ValueError(f"the autoencoder in {self.encoder_weights} has layers {theirs}; "
+                             f"set encoder_hidden_dims/code_dim to match (now {ours})")
+        self.model_.encoder.set_weights(ae.model_.encoder.get_weights())
+
+    def _fit(self, X, y, seed):
+        net = self.model_
+        if self.encoder_weights:
+            self._load_code_space()
+        feats = self._features(X)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(feats))
+        n_val = int(round(self.val_fraction * len(feats))) if len(feats) >= 20 else 0
+        val, train = feats[order[:n_val]], feats[order[n_val:]]
+        monitor = "val_loss" if n_val else "loss"
+        self.history_ = {}
+        if self.affinity == "siamese":
+            siamese = SiameseNet(net.siamese)
+            siamese.compile(optimizer=keras.optimizers.RMSprop(self.siam_lr))
+            pairs, labels = create_pairs_from_unlabeled_data(knn_indices(train, self.siam_k),
+                                                             self.siam_tot_pairs, seed)
+            data = PairBatches(train, pairs, labels, self.siam_batch_size, seed)
+            val_data = None
+            if n_val > self.siam_k:
+                vpairs, vlabels = create_pairs_from_unlabeled_data(knn_indices(val, self.siam_k),
+                                                                   self.siam_tot_pairs, seed + 1)
+                val_data = PairBatches(val, vpairs, vlabels, self.siam_batch_size, seed + 1)
+            hist = siamese.fit(data, validation_data=val_data, epochs=self.siam_epochs,
+                               verbose=self.verbose, callbacks=[LearningHandler(
+                                   monitor if val_data else "loss", self.siam_patience)])
+            self.history_["siamese_loss"] = [float(v) for v in hist.history["loss"]]
+            basis = net.siamese.predict(train, batch_size=4096, verbose=0)
+        else:
+            basis = train
+        scale = get_scale(basis, self.spec_batch_size, self.scale_nbr, seed,
+                          replace=self.scale_with_replacement)
+        net.scale.assign(max(scale, 1e-6))
+        net.compile(optimizer=keras.optimizers.RMSprop(self.spec_lr))
+        val_data = RandomBatches(val, self.spec_batch_size, max(1, self.spec_steps // 10),
+                                 seed + 2) if n_val > self.n_nbrs else None
+        hist = net.fit(RandomBatches(train, self.spec_batch_size, self.spec_steps, seed + 3),
+                       validation_data=val_data, epochs=self.spec_epochs, verbose=self.verbose,
+                       callbacks=[LearningHandler(monitor if val_data else "loss",
+                                                  self.spec_patience)])
+        self.history_["spectral_loss"] = [float(v) for v in hist.history["loss"]]
+        self.n_steps_ = len(self.history_["spectral_loss"]) * self.spec_steps
+        # freeze the Orthonorm weights on the whole training set before embedding it
+        y_tilde = net.spectral.predict(train, batch_size=8192, verbose=0)
+        net.orthonorm.ortho_weights.assign(net.orthonorm.batch_weights(y_tilde))
+        _, centres = kmeans_labels(self._spectral_outputs(feats), self.n_clusters, seed,
+                                   self.n_init)
+        net.clustering.clusters.assign(centres)
+        net.compile()  # drop optimizer moments before any save
+
+    def _features(self, X):
+        if self.model_.encoder is None:
+            return X
+        return self.model_.encoder.predict(X, batch_size=8192, verbose=0)
+
+    def _spectral_outputs(self, feats):
+        return self.model_.predict(feats, batch_size=8192, verbose=0)
+
+    def _transform(self, X):
+        return self._spectral_outputs(self._features(X))
+
+    def _predict(self, X):
+        return nearest_centre(self._transform(X),
+                              keras.ops.convert_to_numpy(self.model_.clustering.clusters))

@@ -1,0 +1,114 @@
+"""Siamese pairs for SpectralNet (METHODS.md §1.4), stored as index pairs, and ``get_scale``.
+
+Pairs are ``(P, 2)`` int arrays of row indices with ``(P,)`` labels (1 = neighbours, 0 = not),
+never materialised image pairs, so that pixel-space data costs no extra memory.
+"""
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+import core
+
+
+def knn_indices(x, k):
+    """Indices of the k nearest *other* points of every row (exact, sklearn)."""
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    if k >= len(x):
+        raise ValueError(f"k={k} neighbours need more than {len(x)} points")
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
+    return _drop_self(idx)
+
+
+def _drop_self(idx):
+    """Remove each row's own index (normally first; with duplicate points it may be elsewhere or
+    missing, in which case the farthest neighbour is dropped)."""
+    n, width = idx.shape
+    is_self = idx == np.arange(n)[:, None]
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), width - 1)
+    keep = np.ones_like(idx, dtype=bool)
+    keep[np.arange(n), drop] = False
+    return idx[keep].reshape(n, width - 1)
+
+
+def neighbours_from_precomputed(kn_idxs, permutation, n_subset, k):
+    """kNN lists of a permuted subset from a table precomputed over the whole data set
+    (the ``precomputedKNNPath`` route of upstream), via ``convert_idxs``."""
+    table = core.convert_idxs(kn_idxs, permutation, n_subset, k)
+    return table[:, 1:]  # first column: the point itself
+
+
+def create_pairs_from_unlabeled_data(neighbours, tot_pairs, seed=0, exclude_self=True):
+    """Positive pairs from kNN lists and random negative pairs (METHODS.md §1.4).
+
+    Args:
+        neighbours: (n, k) neighbour indices of each point (self excluded).
+        tot_pairs: target number of pairs; each point gets
+            ``max(1, min(k, tot_pairs // (2 n)))`` positives and as many negatives.
+        seed: seed of the pair draw.
+        exclude_self: never pair a point with itself as a negative (upstream could, a quirk:
+            pass False to reproduce it).
+
+    Returns:
+        ``(pairs, labels)``: (P, 2) int64 indices and (P,) int64 labels, positives first per point.
+    """
+    neighbours = np.asarray(neighbours)
+    n, k = neighbours.shape
+    if n < 2 or k < 1:
+        raise ValueError(f"need at least 2 points and 1 neighbour, got a table of shape "
+                         f"{neighbours.shape}")
+    rng = np.random.default_rng(seed)
+    per_point = max(1, min(k, int(tot_pairs / (2 * n))))
+    # positives: per_point distinct neighbours, drawn without replacement per row
+    order = np.argsort(rng.random((n, k)), axis=1)[:, :per_point]
+    positives = np.take_along_axis(neighbours, order, axis=1)
+    # negatives: uniform over [0, n), redrawn while they hit the neighbour list (or self)
+    negatives = rng.integers(0, n, size=(n, per_point))
+    forbidden = neighbours if not exclude_self else np.hstack([neighbours, np.arange(n)[:, None]])
+    for _ in range(100):
+        bad = (negatives[:, :, None] == forbidden[:, None, :]).any(axis=2)
+        if not bad.any():
+            break
+        negatives[bad] = rng.integers(0, n, size=int(bad.sum()))
+    else:
+        raise ValueError("could not draw negatives outside the neighbour lists: k is too "
+                         f"large for {n} points")
+    anchors = np.repeat(np.arange(n), per_point)
+    pairs = np.concatenate([
+        np.stack([anchors, positives.reshape(-1)], axis=1),
+        np.stack([anchors, negatives.reshape(-1)], axis=1)])
+    labels = np.concatenate([np.ones(n * per_point, np.int64), np.zeros(n * per_point, np.int64)])
+    order = np.argsort(np.concatenate([anchors, anchors]), kind="stable")
+    return pairs[order].astype(np.int64), labels[order]
+
+
+def create_pairs_from_labeled_data(y, seed=0):
+    """Semi-supervised pairs: for each point one same-class and one different-class partner."""
+    y = np.asarray(y).reshape(-1)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError("labelled pairs need at least two classes")
+    rng = np.random.default_rng(seed)
+    members = {c: np.flatnonzero(y == c) for c in classes}
+    others = {c: np.flatnonzero(y != c) for c in classes}
+    pairs, labels = [], []
+    for i, c in enumerate(y):
+        pairs.append((i, int(rng.choice(members[c]))))
+        labels.append(1)
+        pairs.append((i, int(rng.choice(others[c]))))
+        labels.append(0)
+    return np.asarray(pairs, np.int64), np.asarray(labels, np.int64)
+
+
+def get_scale(x, batch_size, n_nbrs, seed=0, replace=True):
+    """Median distance (not squared) to the ``n_nbrs``-th neighbour over a random batch.
+
+    The query point counts as its own first neighbour, so ``n_nbrs=2`` is the median distance
+    to the nearest other point. Upstream samples with replacement (``replace=True``), which can
+    give a zero distance for duplicated points; ``replace=False`` avoids that.
+    """
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    rng = np.random.default_rng(seed)
+    size = batch_size if replace else min(batch_size, len(x))
+    sample = x[rng.choice(len(x), size=size, replace=replace)]
+    dist, _ = NearestNeighbors(n_neighbors=n_nbrs).fit(sample).kneighbors(sample)
+    return float(np.median(dist[:, n_nbrs - 1]))

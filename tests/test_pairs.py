@@ -1,0 +1,86 @@
+import keras
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.neighbors import NearestNeighbors
+
+from core.pairs import (create_pairs_from_labeled_data, create_pairs_from_unlabeled_data,
+                        get_scale, knn_indices, neighbours_from_precomputed)
+from core.train import LearningHandler
+
+X, Y = make_blobs(200, n_features=5, centers=4, random_state=42)
+
+
+def test_knn_indices_exclude_self_and_match_sklearn():
+    nbrs = knn_indices(X, 3)
+    assert nbrs.shape == (200, 3)
+    assert not (nbrs == np.arange(200)[:, None]).any()
+    ref = NearestNeighbors(n_neighbors=4).fit(X).kneighbors(X, return_distance=False)[:, 1:]
+    np.testing.assert_array_equal(nbrs, ref)
+    with pytest.raises(ValueError, match="need more than"):
+        knn_indices(X[:3], 3)
+
+
+def test_unlabeled_pairs_follow_the_neighbour_lists():
+    nbrs = knn_indices(X, 4)
+    pairs, labels = create_pairs_from_unlabeled_data(nbrs, tot_pairs=1600, seed=0)
+    per_point = 4  # min(k=4, 1600 // (2 * 200))
+    assert pairs.shape == (200 * 2 * per_point, 2) and labels.sum() == 200 * per_point
+    for (a, b), lab in zip(pairs, labels):
+        assert (b in nbrs[a]) == bool(lab)
+        assert a != b
+    # positives of a point are distinct
+    pos = pairs[labels == 1].reshape(200, per_point, 2)[:, :, 1]
+    assert all(len(set(row)) == per_point for row in pos)
+    # neighbour pairs are mostly in the same blob, random pairs mostly not
+    same = Y[pairs[:, 0]] == Y[pairs[:, 1]]
+    assert same[labels == 1].mean() > 0.95 and same[labels == 0].mean() < 0.5
+
+
+def test_pairs_are_seeded():
+    nbrs = knn_indices(X, 2)
+    a = create_pairs_from_unlabeled_data(nbrs, 800, seed=3)
+    b = create_pairs_from_unlabeled_data(nbrs, 800, seed=3)
+    c = create_pairs_from_unlabeled_data(nbrs, 800, seed=4)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_precomputed_table_with_identity_permutation_matches_direct_knn():
+    table = NearestNeighbors(n_neighbors=8).fit(X).kneighbors(X, return_distance=False)
+    direct = knn_indices(X, 3)
+    via_table = neighbours_from_precomputed(table, np.arange(200), 200, 3)
+    np.testing.assert_array_equal(via_table, direct)
+    perm = np.random.default_rng(0).permutation(200)
+    sub = neighbours_from_precomputed(table, perm, 200, 3)
+    # row i lists neighbours of perm[i], as positions in perm
+    np.testing.assert_array_equal(perm[sub], direct[perm])
+
+
+def test_labeled_pairs():
+    pairs, labels = create_pairs_from_labeled_data(Y, seed=0)
+    assert len(pairs) == 400 and labels.tolist() == [1, 0] * 200
+    same = Y[pairs[:, 0]] == Y[pairs[:, 1]]
+    np.testing.assert_array_equal(same, labels.astype(bool))
+    with pytest.raises(ValueError, match="two classes"):
+        create_pairs_from_labeled_data(np.zeros(5))
+
+
+def test_get_scale_is_the_median_nearest_other_distance():
+    pts = np.array([[0.0], [1.0], [3.0], [7.0]])
+    # without replacement on all 4 points: nearest-other distances 1, 1, 2, 4 -> median 1.5
+    assert get_scale(pts, 4, 2, replace=False) == pytest.approx(1.5)
+    assert get_scale(X, 100, 2, seed=0) == get_scale(X, 100, 2, seed=0)
+
+
+def test_learning_handler_drops_then_stops():
+    inp = keras.Input((2,))
+    model = keras.Model(inp, keras.layers.Dense(1)(inp))
+    model.compile(keras.optimizers.SGD(1e-3), "mse")
+    handler = LearningHandler(monitor="loss", patience=1, drop=0.1, min_lr=1e-6)
+    x = np.zeros((16, 2), np.float32)  # zero inputs and targets: the loss never improves
+    model.fit(x, np.zeros((16, 1)), epochs=50, verbose=0, callbacks=[handler])
+    assert handler.lr_history[0] == pytest.approx(1e-3)  # starts at the configured rate
+    assert handler.lr_history[-1] <= 1e-6 and len(handler.lr_history) < 50
+    with pytest.raises(KeyError, match="monitors 'val_loss'"):
+        model.fit(x, np.zeros((16, 1)), epochs=1, verbose=0, callbacks=[LearningHandler()])

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from applications.ae_baseline import AEKMeans
+from applications.spectralnet import SpectralNet
+from core.metrics import acc
+
+X, Y = make_blobs(400, n_features=10, centers=4, random_state=0, cluster_std=2.0)
+X = X.astype(np.float32)
+FAST = dict(n_clusters=4, siam_epochs=5, spec_epochs=10, spec_batch_size=128, spec_steps=20,
+            siam_tot_pairs=4000, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return SpectralNet(**FAST).fit(X)
+
+
+def test_separates_blobs_with_orthonormal_outputs(fitted):
+    assert acc(Y, fitted.labels_) > 0.95
+    z = fitted.transform(X)
+    np.testing.assert_allclose(z.T @ z / len(z), np.eye(4), atol=0.05)
+    assert np.isfinite(fitted.history_["siamese_loss"]).all()
+    assert fitted.history_["spectral_loss"][-1] < fitted.history_["spectral_loss"][0]
+
+
+def test_seed_reproduces_labels_and_round_trip(fitted, tmp_path):
+    again = SpectralNet(**FAST).fit(X)
+    np.testing.assert_array_equal(again.labels_, fitted.labels_)
+    fitted.save(tmp_path / "spec")
+    loaded = SpectralNet.load(tmp_path / "spec")
+    np.testing.assert_array_equal(loaded.predict(X), fitted.labels_)
+    np.testing.assert_allclose(loaded.transform(X), fitted.transform(X), rtol=1e-5, atol=1e-6)
+
+
+def test_input_space_knn_affinity():
+    est = SpectralNet(**{**FAST, "affinity": "knn"}).fit(X)
+    assert acc(Y, est.labels_) > 0.95
+    with pytest.raises(ValueError, match="affinity"):
+        SpectralNet(**{**FAST, "affinity": "full"}).fit(X)
+
+
+def test_code_space_of_a_saved_autoencoder(digits, tmp_path):
+    ae = AEKMeans(hidden_dims=(128, 128, 256), epochs=15, batch_size=64, n_init=5,
+                  random_state=0).fit(digits.x)
+    ae.save(tmp_path / "ae")
+    with pytest.raises(ValueError, match="encoder_hidden_dims"):
+        SpectralNet(encoder_weights=str(tmp_path / "ae.weights.h5"), siam_epochs=1,
+                    spec_epochs=1).fit(digits.x)
+    est = SpectralNet(n_clusters=10, encoder_weights=str(tmp_path / "ae.weights.h5"),
+                      encoder_hidden_dims=(128, 128, 256), siam_epochs=3, spec_epochs=15,
+                      spec_batch_size=256, spec_steps=20, siam_tot_pairs=8000,
+                      random_state=0).fit(digits.x)
+    np.testing.assert_allclose(est.model_.encoder.predict(digits.x.reshape(-1, 64), verbose=0),
+                               ae.transform(digits.x), rtol=1e-5, atol=1e-5)
+    assert est.transform(digits.x).shape == (1797, 10)
+    assert acc(digits.y, est.labels_) > 0.5
