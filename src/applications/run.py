@@ -12,13 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-METHOD_NAMES = ("ae-kmeans", "kmeans", "alrdc")
+METHOD_NAMES = ("ae-kmeans", "kmeans", "alrdc", "spectralnet")
 DEFAULT_METHOD = "ae-kmeans"
 
 
 def _presets():
     from applications.ADDC import ALRDC
     from applications.ae_baseline import AEKMeans, PixelKMeans
+    from applications.spectralnet import SpectralNet
 
     # name -> (estimator class, uses a shipped checkpoint, preset params per dataset)
     return {
@@ -36,6 +37,15 @@ def _presets():
             "digits": {"pretrain_epochs": 30, "attack_epochs": 10, "defense_epochs": 10,
                        "latent_dim": 16, "filters": 8, "adv_batch_size": 256},
             "*": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
+        }),
+        # code space of our shipped autoencoder (METHODS.md §2.1); epochs capped for a CPU
+        # budget, the LearningHandler may stop earlier (upstream: up to 400 + 400)
+        "spectralnet": (SpectralNet, True, {
+            "mnist": {"encoder_weights": "pretrained:mnist_ae-kmeans_full-70k.weights.h5",
+                      "siam_epochs": 20, "spec_epochs": 100},
+            "digits": {"siam_epochs": 10, "spec_epochs": 40, "spec_batch_size": 256,
+                       "siam_tot_pairs": 20000},
+            "*": {"siam_epochs": 20, "spec_epochs": 100},
         }),
     }
 

@@ -178,8 +178,9 @@ class SpectralNet(BaseDeepClusterer):
     Parameters
     ----------
     n_clusters : int
-    encoder_weights : path of an ``AEKMeans`` checkpoint (``*.weights.h5``) whose encoder gives
-        the code space (METHODS.md §2.1), or None for the input space.
+    encoder_weights : path of an ``AEKMeans`` checkpoint (``*.weights.h5``, or
+        ``"pretrained:FILE"`` for a shipped one) whose encoder gives the code space
+        (METHODS.md §2.1), or None for the input space.
     encoder_hidden_dims, code_dim : the layout of that autoencoder (500-500-2000, 10).
     affinity : ``"siamese"`` (kNN affinity on siamese outputs) or ``"knn"`` (on the features).
     siam_k, siam_tot_pairs, siam_epochs, siam_batch_size, siam_lr, siam_patience : siamese stage
@@ -238,7 +239,12 @@ class SpectralNet(BaseDeepClusterer):
         """Copy the encoder of a shipped/saved AE + k-means checkpoint into the model."""
         from applications.ae_baseline import AEKMeans
 
-        ae = AEKMeans.load(self.encoder_weights)
+        path = str(self.encoder_weights)
+        if path.startswith("pretrained:"):  # a shipped checkpoint, wherever it is installed
+            from core.checkpoints import pretrained_dir
+
+            path = str(pretrained_dir() / path.split(":", 1)[1])
+        ae = AEKMeans.load(path)
         ours = [tuple(w.shape) for w in self.model_.encoder.weights]
         theirs = [tuple(w.shape) for w in ae.model_.encoder.weights]
         if ours != theirs:
