@@ -64,3 +64,14 @@ def test_shipped_mnist_checkpoint_reproduces_its_manifest(mnist_full, tmp_path):
         assert metrics[key] == pytest.approx(entry[key], abs=1e-6)
     for name in ("tsne.png", "confusion.png", "reconstructions.png"):
         assert (tmp_path / name).stat().st_size > 2000
+
+
+@pytest.mark.parametrize("method", ["spectralnet", "alrdc"])
+def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
+    assert main(["--dset", "digits", "--method", method, "--train", "--epochs", "2",
+                 "--out", str(tmp_path), "--no-plots", "--verbose", "0"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_scored"] == 1797 and 0.0 <= metrics["acc"] <= 1.0
+    assert (tmp_path / "model.weights.h5").is_file()
+    if method == "alrdc":
+        assert set(metrics["robustness"]) >= {"clean", "adversarial", "pgd@0.5", "mean_shift"}

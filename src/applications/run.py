@@ -64,7 +64,7 @@ def build_parser():
     parser.add_argument("--train", action="store_true",
                         help="train from scratch with the method's preset")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="override every epoch count of the preset")
     parser.add_argument("--n-clusters", type=int, default=None,
                         help="number of clusters (default: number of classes)")
     parser.add_argument("--out", default=None, help="output folder (default: out/METHOD_DSET)")
@@ -117,8 +117,10 @@ def main(argv=None):
     source = "trained now"
     if args.train or not uses_checkpoint:
         params = dict(presets.get(dset_name, presets["*"]))
-        if args.epochs is not None and "epochs" in params:
-            params["epochs"] = args.epochs
+        if args.epochs is not None:  # every epoch count of the preset (quick runs, tests)
+            known_params = cls().get_params()
+            params.update({k: args.epochs for k in known_params if k.endswith("epochs")
+                           and k != "warmup_epochs"})
         known = cls().get_params()
         extra = {"verbose": args.verbose} if "verbose" in known else {}
         if args.checkpoint_dir and "checkpoint_dir" in known:
