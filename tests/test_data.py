@@ -121,3 +121,26 @@ def test_corrupt_cache_is_rebuilt(mnist_full, tmp_path, monkeypatch):
     np.save(cache, arr)  # a tampered cache must not be served
     again = load_dataset("mnist", "test-10k")
     np.testing.assert_array_equal(again.y, first.y)
+
+
+def test_keras_download_is_opt_in(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("DEEPCLUSTER_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match="missing data file"):
+        load_dataset("mnist", "test-10k")  # no files, no opt-in: a clear error, no download
+    calls = []
+
+    def fake_load_data():
+        calls.append(1)
+        rng = np.random.default_rng(0)
+        return ((rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), np.arange(60000) % 10),
+                (rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8), np.arange(10000) % 10))
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fake_load_data)
+    monkeypatch.setenv("DEEPCLUSTER_ALLOW_DOWNLOAD", "1")
+    ds = load_dataset("mnist", "test-10k")
+    assert ds.x.shape == (10000, 28, 28, 1) and calls == [1]
+    again = load_dataset("mnist", "test-10k")  # served from the verified cache
+    assert calls == [1]
+    np.testing.assert_array_equal(again.y, ds.y)
