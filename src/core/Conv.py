@@ -31,11 +31,14 @@ def build_mlp_autoencoder(input_dim, hidden_dims=(500, 500, 2000), latent_dim=10
     Returns:
         ``(encoder, decoder, autoencoder)`` functional models.
     """
-    seeds = iter(range(1000)) if seed is None else iter(range(seed * 100, seed * 100 + 100))
+    layer_count = [0]
 
     def dense(units, activation, name):
+        # layer j (in creation order) is initialised with seed 100 * seed + j
+        init_seed = None if seed is None else seed * 100 + layer_count[0]
+        layer_count[0] += 1
         return layers.Dense(units, activation=activation, name=name,
-                            kernel_initializer=_dec_init(None if seed is None else next(seeds)))
+                            kernel_initializer=_dec_init(init_seed))
 
     x_in = keras.Input((input_dim,), name="input")
     h = x_in
