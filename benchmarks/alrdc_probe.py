@@ -29,7 +29,7 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="write the final report here")
     args = parser.parse_args(argv)
 
-    from applications.ADDC import ALRDC, adversarial_shift, assign, embed
+    from applications.ADDC import ALRDC, assign, clean_and_attacked
     from core.data import load_dataset
 
     ds = load_dataset(args.dset, args.protocol)
@@ -38,8 +38,7 @@ def main(argv=None):
                 verbose=1, eval_every=1, checkpoint_dir=args.checkpoint_dir)
     est.fit(ds.x, ds.y)
     net, x = est.model_, ds.x
-    z, shift = embed(net, x), adversarial_shift(net, x)
-    clean = assign(net, z).argmax(1)
+    z, shift, clean, _ = clean_and_attacked(net, x)
     noise = np.random.default_rng(0).normal(size=shift.shape).astype(np.float32)
     noise *= np.linalg.norm(shift, axis=1, keepdims=True) / np.linalg.norm(noise, axis=1,
                                                                            keepdims=True)

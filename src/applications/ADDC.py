@@ -232,6 +232,13 @@ def assign(net, z, batch_size=4096):
                            for s in _batches(len(z), batch_size)])
 
 
+def clean_and_attacked(net, x):
+    """``(z, shift, clean, attacked)``: mu(x), A(x), argmax C(mu) and argmax C(mu + A(x))."""
+    z = embed(net, x)
+    shift = adversarial_shift(net, x)
+    return z, shift, assign(net, z).argmax(1), assign(net, z + shift).argmax(1)
+
+
 def pgd_embedding_attack(net, z, eps, steps=10, batch_size=2000):
     """PGD in the embedding: maximise the cross-entropy of C(mu + delta) against the clean
     assignment, with ||delta||_2 <= eps per sample. An attack the model was not trained against.
@@ -264,10 +271,7 @@ def evaluate_robustness(net, x, y=None, eps_list=(0.5, 1.0, 2.0), pgd_steps=10):
     Returns a dict; with labels it holds ``clean``/``adversarial``/``pgd@eps`` metric dicts, the
     agreement of each attacked labelling with the clean one, and the mean shift |A(x)|.
     """
-    z = embed(net, x)
-    shift = adversarial_shift(net, x)
-    clean = assign(net, z).argmax(1)
-    adv = assign(net, z + shift).argmax(1)
+    z, shift, clean, adv = clean_and_attacked(net, x)
     report = {"mean_shift": float(np.linalg.norm(shift, axis=1).mean()),
               "mean_embedding_norm": float(np.linalg.norm(z, axis=1).mean()),
               "labels": {"clean": clean, "adversarial": adv},
@@ -299,11 +303,7 @@ class ALRDCMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        net = self.model
-        z = embed(net, self.x)
-        shift = adversarial_shift(net, self.x)
-        clean = assign(net, z).argmax(1)
-        adv = assign(net, z + shift).argmax(1)
+        _, shift, clean, adv = clean_and_attacked(self.model, self.x)
         row = {"stage": self.stage, "epoch": epoch + 1,
                "mean_shift": float(np.linalg.norm(shift, axis=1).mean()),
                "label_change": None if self._last is None else float(np.mean(clean != self._last)),
@@ -508,9 +508,7 @@ class ALRDC(BaseDeepClusterer):
 
     def predict_adversarial(self, X):
         """Cluster labels under the learned attack: argmax C(mu + A(x))."""
-        X = self._validate(X, reset=False)
-        z = embed(self.model_, X)
-        return assign(self.model_, z + adversarial_shift(self.model_, X)).argmax(1)
+        return clean_and_attacked(self.model_, self._validate(X, reset=False))[3]
 
     def robustness(self, X, y=None, eps_list=(0.5, 1.0, 2.0), pgd_steps=10):
         """See ``evaluate_robustness``."""

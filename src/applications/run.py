@@ -64,7 +64,8 @@ def build_parser():
     parser.add_argument("--train", action="store_true",
                         help="train from scratch with the method's preset")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--epochs", type=int, default=None, help="override every epoch count of the preset")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override every epoch count of the preset")
     parser.add_argument("--n-clusters", type=int, default=None,
                         help="number of clusters (default: number of classes)")
     parser.add_argument("--out", default=None, help="output folder (default: out/METHOD_DSET)")
@@ -117,11 +118,10 @@ def main(argv=None):
     source = "trained now"
     if args.train or not uses_checkpoint:
         params = dict(presets.get(dset_name, presets["*"]))
-        if args.epochs is not None:  # every epoch count of the preset (quick runs, tests)
-            known_params = cls().get_params()
-            params.update({k: args.epochs for k in known_params if k.endswith("epochs")
-                           and k != "warmup_epochs"})
         known = cls().get_params()
+        if args.epochs is not None:  # every epoch count of the preset (quick runs, tests)
+            params.update({k: args.epochs for k in known if k.endswith("epochs")
+                           and k != "warmup_epochs"})
         extra = {"verbose": args.verbose} if "verbose" in known else {}
         if args.checkpoint_dir and "checkpoint_dir" in known:
             extra["checkpoint_dir"] = args.checkpoint_dir
@@ -136,10 +136,8 @@ def main(argv=None):
             except CheckpointError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return 1
-        cfg = entry["config"]
-        try:
-            est = cls.from_config(cfg["params"], cfg["input_shape"], entry["path"],
-                                  entry["sha256"], cfg.get("extra"))
+        try:  # the estimator's description comes from the manifest entry
+            est = cls.load(entry["path"], entry["sha256"])
         except CheckpointError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
