@@ -24,6 +24,8 @@ def main(argv=None):
     parser.add_argument("--attack", type=int, default=10)
     parser.add_argument("--defense", type=int, default=5)
     parser.add_argument("--init-means", default="kmeans", choices=("kmeans", "zeros"))
+    parser.add_argument("--spectral-weight", type=float, default=0.0)
+    parser.add_argument("--pretrain-batch", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-dir", required=True)
     parser.add_argument("--json", default=None, help="write the final report here")
@@ -34,7 +36,9 @@ def main(argv=None):
 
     ds = load_dataset(args.dset, args.protocol)
     est = ALRDC(pretrain_epochs=args.pretrain, attack_epochs=args.attack,
-                defense_epochs=args.defense, init_means=args.init_means, random_state=args.seed,
+                defense_epochs=args.defense, init_means=args.init_means,
+                spectral_weight=args.spectral_weight,
+                pretrain_batch_size=args.pretrain_batch, random_state=args.seed,
                 verbose=1, eval_every=1, checkpoint_dir=args.checkpoint_dir)
     est.fit(ds.x, ds.y)
     net, x = est.model_, ds.x

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from core.base import BaseDeepClusterer
+from core.checkpoints import CheckpointError
 from core.Conv import build_mlp_autoencoder
 from core.layer import ClusteringLayer
 from core.train import MetricsLogger, TimeHistory, kmeans_labels, nearest_centre
@@ -113,6 +114,32 @@ class AEKMeans(BaseDeepClusterer):
         return self.model_.decoder.predict(self._transform(X), batch_size=4096, verbose=0)
 
 
+def resolve_checkpoint(spec):
+    """``"pretrained:FILE"`` (a shipped checkpoint, wherever installed) or a path, as a string."""
+    spec = str(spec)
+    if spec.startswith("pretrained:"):
+        from core.checkpoints import pretrained_dir
+
+        return str(pretrained_dir() / spec.split(":", 1)[1])
+    return spec
+
+
+def copy_pretrained_autoencoder(spec, encoder, decoder=None, params="hidden_dims/latent_dim"):
+    """Copy the encoder (and decoder) of a saved/shipped ``AEKMeans`` checkpoint into the given
+    networks; the shared MLP autoencoder of DEC, VaDE, SpectralNet's code space and AE+GMM.
+    ``params`` names the caller's parameters that fix the layer shapes, for the error message."""
+    ae = AEKMeans.load(resolve_checkpoint(spec))
+    pairs = [(encoder, ae.model_.encoder)] + ([(decoder, ae.model_.decoder)] if decoder else [])
+    for ours, theirs in pairs:
+        want = [tuple(w.shape) for w in ours.weights]
+        have = [tuple(w.shape) for w in theirs.weights]
+        if want != have:
+            raise ValueError(f"the autoencoder in {spec} has {theirs.name} layers {have}; set "
+                             f"{params} to match (now {want})")
+        ours.set_weights(theirs.get_weights())
+    return ae
+
+
 class PixelKMeans(BaseDeepClusterer):
     """k-means on raw pixels (flattened), the floor every method must beat."""
 
@@ -144,3 +171,74 @@ class PixelKMeans(BaseDeepClusterer):
     def save(self, path):
         raise NotImplementedError("PixelKMeans has no network to save; refit it (seconds to "
                                   "minutes) with the same random_state for identical labels")
+
+
+def gmm_state(gmm):
+    """A fitted diagonal/full ``GaussianMixture`` as JSON-ready lists (for checkpoints)."""
+    return {"covariance_type": gmm.covariance_type, "weights": gmm.weights_.tolist(),
+            "means": gmm.means_.tolist(), "covariances": gmm.covariances_.tolist()}
+
+
+def gmm_from_state(state):
+    """Inverse of ``gmm_state``: a ``GaussianMixture`` ready to ``predict``."""
+    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+    gmm = GaussianMixture(len(state["weights"]), covariance_type=state["covariance_type"])
+    gmm.weights_ = np.asarray(state["weights"])
+    gmm.means_ = np.asarray(state["means"])
+    gmm.covariances_ = np.asarray(state["covariances"])
+    gmm.precisions_cholesky_ = _compute_precision_cholesky(gmm.covariances_,
+                                                           gmm.covariance_type)
+    return gmm
+
+
+class AEGMM(AEKMeans):
+    """The MLP autoencoder (pretrained here, or a saved/shipped one via ``encoder_weights``) with
+    a Gaussian mixture on its code instead of k-means (VaDE paper's AE+GMM baseline).
+
+    Extra parameters: ``encoder_weights`` (``"pretrained:FILE"`` or a path of an ``AEKMeans``
+    checkpoint; None pretrains), ``covariance_type`` ("full" or "diag"), ``n_init``.
+    Attributes as ``AEKMeans`` plus ``gmm_`` (the fitted ``GaussianMixture``).
+    """
+
+    def __init__(self, n_clusters=10, encoder_weights=None, hidden_dims=(500, 500, 2000),
+                 latent_dim=10, epochs=50, batch_size=256, learning_rate=1e-3,
+                 covariance_type="full", n_init=5, log_every=0, random_state=None,
+                 deterministic=True, verbose=0):
+        super().__init__(n_clusters, hidden_dims, latent_dim, epochs, batch_size, learning_rate,
+                         n_init, log_every, random_state, deterministic, verbose)
+        self.encoder_weights = encoder_weights
+        self.covariance_type = covariance_type
+
+    def _fit(self, X, y, seed):
+        from sklearn.mixture import GaussianMixture
+
+        if self.covariance_type not in ("full", "diag"):
+            raise ValueError(f"covariance_type must be 'full' or 'diag', got "
+                             f"{self.covariance_type!r}")
+        if self.encoder_weights:
+            copy_pretrained_autoencoder(self.encoder_weights, self.model_.encoder,
+                                        self.model_.decoder)
+            self.history_, self.n_steps_ = {}, 0
+        else:
+            super()._fit(X, y, seed)
+        z = self._transform(X)
+        self.gmm_ = GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
+                                    n_init=self.n_init, random_state=seed).fit(z)
+        self.model_.clustering.clusters.assign(self.gmm_.means_.astype(np.float32))
+
+    def _predict(self, X):
+        return self.gmm_.predict(self._transform(X)).astype(np.int64)
+
+    def predict_proba(self, X):
+        """Posterior responsibilities of the mixture components."""
+        return self.gmm_.predict_proba(self.transform(X))
+
+    def _extra_state(self):
+        return {"gmm": gmm_state(self.gmm_)}
+
+    def _restore_extra(self, extra):
+        if "gmm" not in extra:
+            raise CheckpointError("this AEGMM checkpoint lacks its mixture parameters ('gmm')")
+        self.gmm_ = gmm_from_state(extra["gmm"])

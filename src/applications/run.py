@@ -12,14 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-METHOD_NAMES = ("ae-kmeans", "kmeans", "alrdc", "spectralnet")
+METHOD_NAMES = ("ae-kmeans", "ae-gmm", "kmeans", "alrdc", "spectralnet", "dec", "vade")
+MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 DEFAULT_METHOD = "ae-kmeans"
 
 
 def _presets():
     from applications.ADDC import ALRDC
-    from applications.ae_baseline import AEKMeans, PixelKMeans
+    from applications.ae_baseline import AEGMM, AEKMeans, PixelKMeans
+    from applications.dec import DEC
     from applications.spectralnet import SpectralNet
+    from applications.vade import VaDE
 
     # name -> (estimator class, uses a shipped checkpoint, preset params per dataset)
     return {
@@ -30,6 +33,25 @@ def _presets():
             "*": {"epochs": 50, "batch_size": 256, "learning_rate": 1e-3, "n_init": 20},
         }),
         "kmeans": (PixelKMeans, False, {"*": {"n_init": 10}}),
+        # the shared autoencoder of each dataset, a GMM on its code (VaDE paper's AE+GMM)
+        "ae-gmm": (AEGMM, True, {
+            "mnist": {"encoder_weights": MNIST_AE, "n_init": 5},
+            "digits": {"epochs": 60, "batch_size": 64, "n_init": 5},
+            "*": {"epochs": 50, "n_init": 5},
+        }),
+        # DEC-keras' clustering schedule on the shared autoencoder (METHODS.md §6.2)
+        "dec": (DEC, True, {
+            "mnist": {"encoder_weights": MNIST_AE},
+            "digits": {"pretrain_epochs": 60, "batch_size": 64, "update_interval": 50,
+                       "maxiter": 3000},
+            "*": {"pretrain_epochs": 50},
+        }),
+        # upstream runs 3000 epochs; ours is a CPU-sized preset (METHODS.md §7.5)
+        "vade": (VaDE, True, {
+            "mnist": {"encoder_weights": MNIST_AE, "epochs": 50, "log_every": 5},
+            "digits": {"pretrain_epochs": 60, "epochs": 30, "batch_size": 64},
+            "*": {"pretrain_epochs": 50, "epochs": 50, "log_every": 5},
+        }),
         # S1/S2 schedules are ours (upstream never published them), METHODS.md §4.8
         "alrdc": (ALRDC, True, {
             "mnist": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},

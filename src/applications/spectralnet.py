@@ -128,6 +128,8 @@ class SpectralNetModel(keras.Model):
         self.clustering.build((None, n_clusters))
         self.scale = self.add_weight(name="affinity_scale", shape=(), initializer="ones",
                                      trainable=False)
+        self.feature_scale = self.add_weight(name="feature_scale", shape=(),
+                                             initializer="ones", trainable=False)
         self.use_siamese = True
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.build((None, input_dim))
@@ -189,6 +191,10 @@ class SpectralNet(BaseDeepClusterer):
         (upstream: 400, 1024, 100, 1e-3, 20).
     n_nbrs, scale_nbr : affinity neighbours and the neighbour defining the scale (3, 2).
     val_fraction : share of points held out to drive the learning-rate schedule (0.1).
+    standardize : divide the features by their global standard deviation (one factor, so the
+        geometry is unchanged). Ours: on raw features of large scale the tanh output layer
+        saturates at +-1 and the spectral stage settles on duplicated columns (measured on
+        blobs: ACC 0.5); upstream feeds raw features (``standardize=False``).
     random_state, deterministic, verbose : as elsewhere.
     """
 
@@ -199,8 +205,8 @@ class SpectralNet(BaseDeepClusterer):
                  siam_k=2, siam_tot_pairs=600000, siam_epochs=400, siam_batch_size=128,
                  siam_lr=1e-3, siam_patience=10, spec_epochs=400, spec_batch_size=1024,
                  spec_steps=100, spec_lr=1e-3, spec_patience=20, n_nbrs=3, scale_nbr=2,
-                 scale_with_replacement=False, val_fraction=0.1, n_init=10, random_state=None,
-                 deterministic=True, verbose=0):
+                 scale_with_replacement=False, val_fraction=0.1, standardize=True, n_init=10,
+                 random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.encoder_weights = encoder_weights
         self.encoder_hidden_dims = encoder_hidden_dims
@@ -221,6 +227,7 @@ class SpectralNet(BaseDeepClusterer):
         self.scale_nbr = scale_nbr
         self.scale_with_replacement = scale_with_replacement
         self.val_fraction = val_fraction
+        self.standardize = standardize
         self.n_init = n_init
         self.random_state = random_state
         self.deterministic = deterministic
@@ -237,25 +244,18 @@ class SpectralNet(BaseDeepClusterer):
 
     def _load_code_space(self):
         """Copy the encoder of a shipped/saved AE + k-means checkpoint into the model."""
-        from applications.ae_baseline import AEKMeans
+        from applications.ae_baseline import copy_pretrained_autoencoder
 
-        path = str(self.encoder_weights)
-        if path.startswith("pretrained:"):  # a shipped checkpoint, wherever it is installed
-            from core.checkpoints import pretrained_dir
-
-            path = str(pretrained_dir() / path.split(":", 1)[1])
-        ae = AEKMeans.load(path)
-        ours = [tuple(w.shape) for w in self.model_.encoder.weights]
-        theirs = [tuple(w.shape) for w in ae.model_.encoder.weights]
-        if ours != theirs:
-            raise ValueError(f"the autoencoder in {self.encoder_weights} has layers {theirs}; "
-                             f"set encoder_hidden_dims/code_dim to match (now {ours})")
-        self.model_.encoder.set_weights(ae.model_.encoder.get_weights())
+        copy_pretrained_autoencoder(self.encoder_weights, self.model_.encoder,
+                                    params="encoder_hidden_dims/code_dim")
 
     def _fit(self, X, y, seed):
         net = self.model_
         if self.encoder_weights:
             self._load_code_space()
+        if self.standardize:
+            raw_std = float(np.std(self._features(X)))
+            net.feature_scale.assign(1.0 / max(raw_std, 1e-12))
         feats = self._features(X)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(feats))
@@ -302,9 +302,10 @@ class SpectralNet(BaseDeepClusterer):
         net.compile()  # drop optimizer moments before any save
 
     def _features(self, X):
+        scale = float(keras.ops.convert_to_numpy(self.model_.feature_scale))
         if self.model_.encoder is None:
-            return X
-        return self.model_.encoder.predict(X, batch_size=8192, verbose=0)
+            return X * np.float32(scale)
+        return self.model_.encoder.predict(X, batch_size=8192, verbose=0) * np.float32(scale)
 
     def _spectral_outputs(self, feats):
         return self.model_.predict(feats, batch_size=8192, verbose=0)

@@ -126,3 +126,41 @@ def contrastive_loss(labels, distance, m_pos=0.05, m_neg=1.0):
     positive = ops.square(ops.maximum(distance - m_pos, 0.0))
     negative = ops.square(ops.maximum(m_neg - distance, 0.0))
     return ops.mean(labels * positive + (1.0 - labels) * negative)
+
+
+# ---------------------------------------------------------------------- self-training targets
+
+def dec_target(q):
+    """DEC's target p_ij = (q_ij^2 / f_j) / Σ_j' (q_ij'^2 / f_j'), f_j = Σ_i q_ij (METHODS.md §6.2).
+
+    NumPy in, NumPy out: targets are computed on the whole set between refreshes.
+    """
+    import numpy as np
+
+    q = np.asarray(q, dtype=np.float64)
+    weight = q**2 / q.sum(axis=0)
+    return (weight / weight.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def boosted_target(q, alpha=2.0, balance=False):
+    """DBC's boosted target r_ij ∝ q_ij^alpha, normalised per sample (METHODS.md §6.3 (ii)).
+
+    ``alpha > 1`` sharpens high scores and suppresses low ones; ``balance=True`` also divides by
+    the cluster frequency f_j as DEC does (``alpha=2, balance=True`` is exactly ``dec_target``).
+    """
+    import numpy as np
+
+    if alpha <= 0:
+        raise ValueError(f"the boosting factor alpha must be positive, got {alpha}")
+    q = np.asarray(q, dtype=np.float64)
+    weight = q**alpha
+    if balance:
+        weight = weight / q.sum(axis=0)
+    return (weight / weight.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def kl_target_loss(p, q):
+    """mean_b Σ_j p_ij log(p_ij / q_ij): KL(P || Q) per sample, as Keras' ``kld`` loss."""
+    p = ops.clip(p, EPS, 1.0)
+    q = ops.clip(q, EPS, 1.0)
+    return ops.mean(ops.sum(p * ops.log(p / q), axis=1))

@@ -103,3 +103,111 @@ class LearningHandler(keras.callbacks.Callback):
         self.lr_history.append(lr)
         if lr <= self.min_lr:
             self.model.stop_training = True
+
+
+# ---------------------------------------------------------------------- self-training (DEC, DBC)
+
+class SelfTrainingNet(keras.Model):
+    """An encoder with a Student-t soft-assignment head, fitted towards a fixed target P.
+
+    ``fit`` takes ``TargetBatches``; the ``TargetRefresh`` callback recomputes P between rounds.
+    """
+
+    def __init__(self, encoder, n_clusters, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        from core.layer import ClusteringLayer
+
+        self.encoder = encoder
+        self.clustering = ClusteringLayer(n_clusters, alpha=alpha, name="clustering")
+        self.clustering.build((None, int(np.prod(encoder.output.shape[1:]))))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.build((None,) + tuple(encoder.input.shape[1:]))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def embed(self, x, training=False):
+        z = self.encoder(x, training=training)
+        return keras.ops.reshape(z, (keras.ops.shape(z)[0], -1))
+
+    def call(self, x, training=False):
+        return self.clustering(self.embed(x, training=training))
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        from core.costs import kl_target_loss
+
+        x, p = data
+        with tf.GradientTape() as tape:
+            loss = kl_target_loss(p, self(x, training=True))
+        variables = self.trainable_weights
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+
+class TargetBatches(keras.utils.PyDataset):
+    """Shuffled minibatches of ``(x, P)``; ``target`` is replaced in place by ``TargetRefresh``."""
+
+    def __init__(self, x, n_clusters, batch_size, steps, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.batch_size, self.steps = x, int(batch_size), int(steps)
+        self.target = np.full((len(x), n_clusters), 1.0 / n_clusters, dtype=np.float32)
+        self.rng = np.random.default_rng(seed)
+        self._order, self._cursor = self.rng.permutation(len(x)), 0
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        if self._cursor + self.batch_size > len(self._order):  # new pass over the data
+            self._order, self._cursor = self.rng.permutation(len(self.x)), 0
+        idx = self._order[self._cursor:self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        return self.x[idx], self.target[idx]
+
+
+class TargetRefresh(keras.callbacks.Callback):
+    """Before each round of ``update_interval`` steps: soft scores Q on all data, target P, label
+    changes since the last round; stops when fewer than ``tol`` of the labels changed.
+
+    Records per round: the label-change rate, the share of confident assignments (max q above
+    ``confident``: DBC's "easy samples first" curve) and, with ``y``, ACC/NMI/ARI.
+    """
+
+    def __init__(self, batches, target_fn, tol=1e-3, y=None, confident=0.5, verbose=0):
+        super().__init__()
+        self.batches, self.target_fn, self.tol = batches, target_fn, tol
+        self.y = None if y is None else np.asarray(y)
+        self.confident, self.verbose = confident, verbose
+        self.labels, self.history, self.converged = None, [], False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        q = self.model.predict(self.batches.x, batch_size=4096, verbose=0)
+        if not np.all(np.isfinite(q)):
+            raise FloatingPointError(f"non-finite soft assignments at round {epoch}")
+        labels = q.argmax(1)
+        row = {"round": epoch, "confident_share": float(np.mean(q.max(1) > self.confident)),
+               "mean_max_q": float(np.mean(q.max(1)))}
+        if self.labels is not None:
+            row["changed"] = float(np.mean(labels != self.labels))
+        if self.y is not None:
+            row.update(evaluate(self.y, labels))
+        self.history.append(row)
+        if self.verbose:
+            extra = f"  changed {row['changed']:.4f}" if "changed" in row else ""
+            scores = ("  " + format_metrics(row)) if self.y is not None else ""
+            print(f"[round {epoch}] mean max q {row['mean_max_q']:.3f}  confident "
+                  f"{row['confident_share']:.3f}{extra}{scores}",
+                  flush=True)
+        self.labels = labels
+        if "changed" in row and row["changed"] < self.tol:
+            self.converged = True
+            self.model.stop_training = True
+            return
+        self.batches.target[:] = self.target_fn(q)

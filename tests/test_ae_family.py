@@ -1,0 +1,200 @@
+"""DEC, VaDE and AE+GMM on the shared autoencoder (issue 6), plus the self-training targets."""
+
+import numpy as np
+import pytest
+
+from applications.ae_baseline import AEGMM, AEKMeans
+from applications.dec import DEC
+from applications.vade import VaDE, vade_loss
+from core.checkpoints import CheckpointError
+from core.costs import boosted_target, dec_target, kl_target_loss
+from core.metrics import acc
+
+AE = dict(hidden_dims=(256, 256, 1024), latent_dim=10)
+DEC_SMALL = dict(AE, batch_size=64, update_interval=50, maxiter=1500, n_init=5)
+VADE_SMALL = dict(AE, epochs=12, batch_size=64, gmm_n_init=2)
+
+
+@pytest.fixture(scope="module")
+def shared_ae(digits, tmp_path_factory):
+    """One pretrained autoencoder on digits, reused by every method as the shipped one is."""
+    ae = AEKMeans(epochs=30, batch_size=64, n_init=5, random_state=0, **AE).fit(digits.x)
+    path = tmp_path_factory.mktemp("ae") / "digits_ae"
+    ae.save(path)
+    return ae, str(path) + ".weights.h5"
+
+
+# ---------------------------------------------------------------------- targets
+
+def test_dec_target_matches_formula_and_sharpens():
+    rng = np.random.default_rng(0)
+    q = rng.dirichlet(np.ones(4), size=50)
+    p = dec_target(q)
+    ref = q**2 / q.sum(0)
+    ref /= ref.sum(1, keepdims=True)
+    np.testing.assert_allclose(p, ref, rtol=1e-5)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+    assert np.mean(p.max(1)) > np.mean(q.max(1))          # the arg-max share grows
+    np.testing.assert_array_equal(p.argmax(1), (q**2 / q.sum(0)).argmax(1))
+
+
+def test_uniform_rows_stay_uniform_and_alpha_controls_boosting():
+    q = np.array([[0.25] * 4, [0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1],
+                  [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]])   # balanced cluster sizes
+    for target in (dec_target(q), boosted_target(q, 2.0), boosted_target(q, 4.0)):
+        np.testing.assert_allclose(target[0], 0.25, rtol=1e-6)
+    gentle, strong = boosted_target(q, 2.0), boosted_target(q, 4.0)
+    assert strong[1, 0] > gentle[1, 0] > q[1, 0]
+    np.testing.assert_allclose(boosted_target(q, 1.0), q, rtol=1e-6)
+    np.testing.assert_allclose(boosted_target(q, 2.0, balance=True), dec_target(q), rtol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        boosted_target(q, 0.0)
+
+
+def test_kl_target_loss_is_zero_at_the_target_and_positive_elsewhere():
+    p = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    assert abs(float(kl_target_loss(p, p))) < 1e-6
+    q = np.array([[0.5, 0.5], [0.5, 0.5]], dtype=np.float32)
+    expected = np.mean(np.sum(p * np.log(p / q), axis=1))
+    assert float(kl_target_loss(p, q)) == pytest.approx(expected, rel=1e-5)
+
+
+# ---------------------------------------------------------------------- DEC
+
+@pytest.fixture(scope="module")
+def dec_fitted(shared_ae, digits):
+    return DEC(encoder_weights=shared_ae[1], random_state=0, **DEC_SMALL).fit(digits.x, digits.y)
+
+
+def test_dec_starts_from_kmeans_and_keeps_quality(dec_fitted, shared_ae, digits):
+    rounds = dec_fitted.history_
+    assert rounds[0]["acc"] == pytest.approx(acc(digits.y, shared_ae[0].labels_), abs=0.05)
+    assert acc(digits.y, dec_fitted.labels_) > 0.6
+    # self-training makes assignments more confident round after round
+    assert rounds[-1]["mean_max_q"] > rounds[0]["mean_max_q"]
+    assert dec_fitted.n_steps_ <= DEC_SMALL["maxiter"] + DEC_SMALL["update_interval"]
+    assert dec_fitted.cluster_centers_.shape == (10, 10)
+    q = dec_fitted.soft_assignments(digits.x[:5])
+    np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-5)
+
+
+def test_dec_same_seed_same_labels_and_round_trip(dec_fitted, shared_ae, digits, tmp_path):
+    again = DEC(encoder_weights=shared_ae[1], random_state=0, **DEC_SMALL).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, dec_fitted.labels_)
+    dec_fitted.save(tmp_path / "dec")
+    loaded = DEC.load(tmp_path / "dec")
+    np.testing.assert_array_equal(loaded.predict(digits.x), dec_fitted.labels_)
+
+
+def test_dec_pretrains_its_own_autoencoder_when_none_is_given(digits):
+    est = DEC(pretrain_epochs=3, maxiter=100, random_state=1, **{
+        k: v for k, v in DEC_SMALL.items() if k != "maxiter"}).fit(digits.x[:400])
+    assert est.labels_.shape == (400,) and est.labels_.max() < 10
+
+
+def test_dec_rejects_bad_options(digits):
+    with pytest.raises(ValueError, match="target"):
+        DEC(target="sharp").fit(digits.x[:100])
+    with pytest.raises(ValueError, match="n_clusters"):
+        DEC(n_clusters=200).fit(digits.x[:100])
+
+
+def test_mismatched_autoencoder_is_refused(shared_ae, digits):
+    with pytest.raises(ValueError, match="hidden_dims"):
+        DEC(encoder_weights=shared_ae[1], hidden_dims=(500, 500, 2000)).fit(digits.x[:100])
+
+
+# ---------------------------------------------------------------------- VaDE
+
+@pytest.fixture(scope="module")
+def vade_fitted(shared_ae, digits):
+    return VaDE(encoder_weights=shared_ae[1], random_state=0, log_every=4,
+                **VADE_SMALL).fit(digits.x, digits.y)
+
+
+def test_vade_trains_without_nan_and_keeps_the_gmm_quality(vade_fitted, digits):
+    hist = vade_fitted.history_
+    assert np.isfinite(hist["loss"]).all()
+    assert hist["loss"][-1] < hist["loss"][0]
+    assert acc(digits.y, vade_fitted.labels_) > 0.6
+    assert acc(digits.y, vade_fitted.labels_) > hist["init_gmm"]["acc"] - 0.1
+    w = vade_fitted.weights_
+    assert w.shape == (10,) and np.all(w > 0) and w.sum() == pytest.approx(1.0, rel=1e-5)
+    assert np.all(vade_fitted.variances_ > 0)
+    proba = vade_fitted.predict_proba(digits.x[:6])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    samples = vade_fitted.sample(3)
+    assert samples.shape == (10, 3, 64) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_vade_same_seed_same_labels_and_round_trip(vade_fitted, shared_ae, digits, tmp_path):
+    again = VaDE(encoder_weights=shared_ae[1], random_state=0, **VADE_SMALL).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, vade_fitted.labels_)
+    vade_fitted.save(tmp_path / "vade")
+    loaded = VaDE.load(tmp_path / "vade")
+    np.testing.assert_array_equal(loaded.predict(digits.x), vade_fitted.labels_)
+
+
+def test_vade_loss_against_numpy_reference():
+    rng = np.random.default_rng(1)
+    b, d, k, p = 5, 3, 4, 6
+    x = rng.uniform(size=(b, p)).astype(np.float32)
+    logits = rng.normal(size=(b, p)).astype(np.float32)
+    mu, lv = rng.normal(size=(b, d)).astype(np.float32), rng.normal(size=(b, d)).astype(
+        np.float32) * 0.3
+    z = (mu + np.exp(0.5 * lv) * rng.normal(size=(b, d))).astype(np.float32)
+    a, u, lam_log = (rng.normal(size=k).astype(np.float32), rng.normal(size=(k, d)).astype(
+        np.float32), rng.normal(size=(k, d)).astype(np.float32) * 0.2)
+    pi, lam = np.exp(a) / np.exp(a).sum(), np.exp(lam_log)
+    xh = 1 / (1 + np.exp(-logits))
+    rec = -np.sum(x * np.log(xh) + (1 - x) * np.log(1 - xh), axis=1)
+    logp = -0.5 * np.sum(np.log(2 * np.pi) + np.log(lam)[None] + (z[:, None] - u[None]) ** 2
+                         / lam[None], axis=2) + np.log(pi)[None]
+    gamma = np.exp(logp - logp.max(1, keepdims=True))
+    gamma /= gamma.sum(1, keepdims=True)
+    expected = 0.5 * np.sum(np.log(2 * np.pi) + np.log(lam)[None] + (np.exp(lv)[:, None]
+                                                                     + (mu[:, None] - u[None]) ** 2)
+                            / lam[None], axis=2)
+    kl = (np.sum(gamma * expected, 1) - 0.5 * np.sum(1 + lv, 1) - np.sum(gamma * np.log(pi), 1)
+          + np.sum(gamma * np.log(gamma + 1e-10), 1))
+    total, r, k_ = vade_loss(x, logits, mu, lv, z, a, u, lam_log)
+    assert float(r) == pytest.approx(rec.mean(), rel=1e-4)
+    assert float(k_) == pytest.approx(kl.mean(), rel=1e-4)
+    assert float(total) == pytest.approx(rec.mean() + kl.mean(), rel=1e-4)
+
+
+def test_vade_refuses_inputs_outside_unit_range(digits):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        VaDE(pretrain_epochs=1, epochs=1).fit(digits.x[:100] * 16.0)
+
+
+# ---------------------------------------------------------------------- AE + GMM
+
+def test_ae_gmm_on_shared_codes_and_round_trip(shared_ae, digits, tmp_path):
+    est = AEGMM(encoder_weights=shared_ae[1], random_state=0, n_init=2, **AE).fit(digits.x)
+    assert acc(digits.y, est.labels_) > 0.6
+    np.testing.assert_allclose(est.transform(digits.x), shared_ae[0].transform(digits.x),
+                               rtol=1e-5, atol=1e-5)
+    est.save(tmp_path / "aegmm")
+    loaded = AEGMM.load(tmp_path / "aegmm")
+    np.testing.assert_array_equal(loaded.predict(digits.x), est.labels_)
+    np.testing.assert_allclose(loaded.predict_proba(digits.x[:4]), est.predict_proba(
+        digits.x[:4]), rtol=1e-4, atol=1e-6)
+    meta = (tmp_path / "aegmm.json")
+    broken = meta.read_text().replace('"gmm"', '"not_gmm"')
+    meta.write_text(broken)
+    with pytest.raises(CheckpointError, match="mixture"):
+        AEGMM.load(tmp_path / "aegmm")
+
+
+def test_dec_on_mnist_subset_improves_on_kmeans_of_the_shipped_autoencoder(mnist_subset):
+    from core.checkpoints import pretrained_dir
+
+    if not (pretrained_dir() / "mnist_ae-kmeans_full-70k.weights.h5").is_file():
+        pytest.skip("shipped MNIST autoencoder not present")
+    x, y = mnist_subset
+    est = DEC(encoder_weights="pretrained:mnist_ae-kmeans_full-70k.weights.h5",
+              update_interval=40, maxiter=1200, random_state=0).fit(x, y)
+    start, end = est.history_[0]["acc"], acc(y, est.labels_)
+    assert start > 0.6
+    assert end >= start - 0.02 and end > 0.7
