@@ -198,3 +198,95 @@ def test_dec_on_mnist_subset_improves_on_kmeans_of_the_shipped_autoencoder(mnist
     start, end = est.history_[0]["acc"], acc(y, est.labels_)
     assert start > 0.6
     assert end >= start - 0.02 and end > 0.7
+
+
+# ---------------------------------------------------------------------- FCAE + DBC
+
+DBC_SMALL = dict(batch_size=64, update_interval=50, maxiter=1500, n_init=5, learning_rate=1e-3)
+
+
+@pytest.fixture(scope="module")
+def shared_fcae(digits, tmp_path_factory):
+    from applications.fcae_dbc import FCAEKMeans
+
+    fcae = FCAEKMeans(epochs=25, batch_size=64, n_init=5, random_state=0).fit(digits.x)
+    path = tmp_path_factory.mktemp("fcae") / "digits_fcae"
+    fcae.save(path)
+    return fcae, str(path) + ".weights.h5"
+
+
+def test_fcae_builds_for_several_image_shapes():
+    from core.Conv import build_fcae
+
+    for shape, code in (((28, 28, 1), (3, 3, 10)), ((8, 8, 1), (1, 1, 10)),
+                        ((32, 32, 3), (3, 3, 10)), ((27, 27, 1), (3, 3, 10))):
+        enc, dec, ae = build_fcae(shape)
+        assert tuple(enc.output.shape[1:]) == code
+        assert tuple(ae.output.shape[1:]) == shape
+
+
+def test_fcae_kmeans_baseline(shared_fcae, digits):
+    fcae, _ = shared_fcae
+    assert acc(digits.y, fcae.labels_) > 0.6
+    assert fcae.history_["loss"][-1] < fcae.history_["loss"][0]
+    assert fcae.transform(digits.x[:3]).shape == (3, 10)
+    rec = fcae.reconstruct(digits.x[:3])
+    assert rec.shape == (3, 8, 8, 1) and rec.min() >= 0 and rec.max() <= 1
+
+
+def test_dbc_boosting_sharpens_assignments_and_reproduces(shared_fcae, digits, tmp_path):
+    from applications.fcae_dbc import DBC
+
+    est = DBC(fcae_weights=shared_fcae[1], random_state=0, **DBC_SMALL).fit(digits.x, digits.y)
+    rounds = est.history_
+    assert rounds[0]["acc"] == pytest.approx(acc(digits.y, shared_fcae[0].labels_), abs=0.05)
+    # the learning chain makes more samples confident, round after round ("easy first")
+    assert rounds[-1]["confident_share"] > rounds[0]["confident_share"]
+    assert rounds[-1]["mean_max_q"] > rounds[0]["mean_max_q"]
+    assert acc(digits.y, est.labels_) > 0.6
+    again = DBC(fcae_weights=shared_fcae[1], random_state=0, **DBC_SMALL).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    est.save(tmp_path / "dbc")
+    loaded = DBC.load(tmp_path / "dbc")
+    np.testing.assert_array_equal(loaded.predict(digits.x), est.labels_)
+    np.testing.assert_allclose(loaded.reconstruct(digits.x[:4]), est.reconstruct(digits.x[:4]),
+                               atol=1e-6)
+
+
+def test_dbc_refuses_flat_input_and_mismatched_fcae(shared_fcae, digits):
+    from applications.fcae_dbc import DBC
+
+    with pytest.raises(ValueError, match="images"):
+        DBC(pretrain_epochs=1).fit(digits.x.reshape(len(digits.x), -1))
+    with pytest.raises(ValueError, match="does not match"):
+        DBC(fcae_weights=shared_fcae[1], code_channels=4).fit(digits.x[:200])
+
+
+# ---------------------------------------------------------------------- VAE baselines
+
+@pytest.mark.parametrize("architecture,clusterer", [("mlp", "kmeans"), ("conv", "gmm")])
+def test_vae_baselines_cluster_digits_reproducibly(architecture, clusterer, digits, tmp_path):
+    from applications.vae_baseline import VAECluster
+
+    params = dict(architecture=architecture, clusterer=clusterer, epochs=25, batch_size=64,
+                  hidden_dims=(256, 256, 512), filters=8, random_state=0)
+    est = VAECluster(**params).fit(digits.x)
+    assert np.isfinite(est.history_["loss"]).all()
+    assert est.history_["loss"][-1] < est.history_["loss"][0]
+    assert acc(digits.y, est.labels_) > 0.55
+    again = VAECluster(**params).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    est.save(tmp_path / "vae")
+    np.testing.assert_array_equal(VAECluster.load(tmp_path / "vae").predict(digits.x),
+                                  est.labels_)
+    rec = est.reconstruct(digits.x[:2])
+    assert rec.min() >= 0 and rec.max() <= 1
+
+
+def test_vae_baseline_rejects_bad_options(digits):
+    from applications.vae_baseline import VAECluster
+
+    with pytest.raises(ValueError, match="architecture"):
+        VAECluster(architecture="rnn").fit(digits.x[:100])
+    with pytest.raises(ValueError, match="images"):
+        VAECluster(architecture="conv").fit(digits.x.reshape(len(digits.x), -1)[:, :50])

@@ -50,23 +50,43 @@ def test_missing_checkpoint_says_how_to_train(tmp_path, capsys):
     assert "--method ae-kmeans --train" in capsys.readouterr().err
 
 
-def test_shipped_mnist_checkpoint_reproduces_its_manifest(mnist_full, tmp_path):
-    entry = next(e for e in load_manifest() if e["method"] == "ae-kmeans"
-                 and e["dataset"] == "mnist")
-    proc = subprocess.run([sys.executable, "applications/run.py", "--dset", "mnist", "--method",
-                           "ae-kmeans", "--out", str(tmp_path), "--tsne-points", "500"],
+SHIPPED = [(e["method"], e["dataset"], e["protocol"]) for e in load_manifest()]
+
+
+@pytest.mark.parametrize("method,dataset,protocol", SHIPPED)
+def test_shipped_checkpoint_reproduces_its_manifest(method, dataset, protocol, mnist_full,
+                                                    fashion_full, tmp_path):
+    entry = next(e for e in load_manifest() if (e["method"], e["dataset"], e["protocol"])
+                 == (method, dataset, protocol))
+    proc = subprocess.run([sys.executable, "applications/run.py", "--dset", dataset, "--method",
+                           method, "--protocol", protocol, "--out", str(tmp_path),
+                           "--tsne-points", "500"],
                           cwd=SRC, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "ACC" in proc.stdout and "NMI" in proc.stdout and "ARI" in proc.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["n_scored"] == 70000
+    if "n_scored" in entry:
+        assert metrics["n_scored"] == entry["n_scored"]
     for key in ("acc", "nmi", "ari"):
         assert metrics[key] == pytest.approx(entry[key], abs=1e-6)
-    for name in ("tsne.png", "confusion.png", "reconstructions.png"):
+    for name in ("tsne.png", "confusion.png"):
         assert (tmp_path / name).stat().st_size > 2000
+    for row in ("clean", "adversarial"):
+        if row in entry.get("robustness", {}):
+            assert metrics["robustness"][row]["acc"] == pytest.approx(
+                entry["robustness"][row]["acc"], abs=1e-6)
 
 
-@pytest.mark.parametrize("method", ["spectralnet", "alrdc"])
+def test_default_method_is_alrdc_on_the_upstream_protocol():
+    from applications.run import DEFAULT_METHOD, DEFAULT_PROTOCOLS, build_parser
+
+    args = build_parser().parse_args([])
+    assert args.method == DEFAULT_METHOD == "alrdc"
+    assert DEFAULT_PROTOCOLS[args.method] == "test-10k"
+
+
+@pytest.mark.parametrize("method", ["spectralnet", "alrdc", "dec", "vade", "ae-gmm",
+                                    "vae-gmm", "fcae-kmeans", "dbc"])
 def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
     assert main(["--dset", "digits", "--method", method, "--train", "--epochs", "2",
                  "--out", str(tmp_path), "--no-plots", "--verbose", "0"]) == 0

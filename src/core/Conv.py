@@ -81,8 +81,10 @@ def build_conv_encoder(input_shape=(28, 28, 1), latent_dim=64, filters=16, name=
     return keras.Model(x_in, [z_mean, z_log_var], name=name)
 
 
-def build_conv_decoder(output_shape=(28, 28, 1), latent_dim=64, filters=16, name="decoder"):
-    """Mirror of ``build_conv_encoder``: linear Dense, 4 transposed convolutions, sigmoid output.
+def build_conv_decoder(output_shape=(28, 28, 1), latent_dim=64, filters=16, name="decoder",
+                       output_activation="sigmoid"):
+    """Mirror of ``build_conv_encoder``: linear Dense, 4 transposed convolutions, sigmoid output
+    (``output_activation="linear"`` gives logits, for a Bernoulli likelihood).
 
     For sizes that are not multiples of 4 the upsampled map is cropped to ``output_shape``.
     """
@@ -94,7 +96,8 @@ def build_conv_decoder(output_shape=(28, 28, 1), latent_dim=64, filters=16, name
                               (2 * filters, 2)):
         h = layers.Conv2DTranspose(n_filters, 3, strides=stride, padding="same")(h)
         h = layers.LeakyReLU(0.2)(h)
-    h = layers.Conv2DTranspose(output_shape[2], 3, padding="same", activation="sigmoid")(h)
+    h = layers.Conv2DTranspose(output_shape[2], 3, padding="same",
+                               activation=output_activation)(h)
     extra_h, extra_w = 4 * fh - output_shape[0], 4 * fw - output_shape[1]
     if extra_h or extra_w:
         h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
@@ -129,3 +132,54 @@ def build_mi_critic(input_dim, hidden_dims=(64, 64), name="mi_critic"):
     for units in hidden_dims:
         h = layers.Dense(units, activation="relu")(h)
     return keras.Model(v_in, layers.Dense(1, activation="sigmoid")(h), name=name)
+
+
+def build_fcae(input_shape=(28, 28, 1), code_channels=10, filters=(32, 64, 128), seed=None):
+    """DBC's fully convolutional autoencoder (METHODS.md §6.4; an assumed layout, not the paper's
+    table): conv 5/2, conv 5/2, conv 3/2 (valid where the map allows), 1x1 linear code; BN + ReLU
+    after every convolution except the last of each path; the decoder mirrors it with transposed
+    convolutions and ends in a sigmoid, cropped to the input size.
+
+    Returns ``(encoder, decoder, autoencoder)``; the encoder outputs the code map (3x3x10 on MNIST,
+    flattened to 90-d by the clustering models).
+    """
+    f1, f2, f3 = filters
+    h_in, w_in, channels = input_shape
+    count = [0]
+
+    def init():
+        count[0] += 1
+        return keras.initializers.GlorotUniform(None if seed is None else seed * 100 + count[0])
+
+    def block(h, layer):
+        h = layer(h)
+        h = layers.BatchNormalization()(h)
+        return layers.ReLU()(h)
+
+    x_in = keras.Input(input_shape, name="image")
+    h = block(x_in, layers.Conv2D(f1, 5, strides=2, padding="same", kernel_initializer=init()))
+    h = block(h, layers.Conv2D(f2, 5, strides=2, padding="same", kernel_initializer=init()))
+    third_padding = "valid" if min(h.shape[1], h.shape[2]) >= 3 else "same"
+    map_h, map_w = h.shape[1], h.shape[2]
+    h = block(h, layers.Conv2D(f3, 3, strides=2, padding=third_padding,
+                               kernel_initializer=init()))
+    code = layers.Conv2D(code_channels, 1, name="code", kernel_initializer=init())(h)
+    encoder = keras.Model(x_in, code, name="fcae_encoder")
+
+    c_in = keras.Input(tuple(code.shape[1:]), name="code_map")
+    h = block(c_in, layers.Conv2DTranspose(f3, 1, kernel_initializer=init()))
+    h = block(h, layers.Conv2DTranspose(f2, 3, strides=2, padding=third_padding,
+                                        kernel_initializer=init()))
+    if (h.shape[1], h.shape[2]) != (map_h, map_w):  # odd map sizes: match the encoder's map
+        h = layers.Resizing(map_h, map_w)(h)
+    h = block(h, layers.Conv2DTranspose(f1, 5, strides=2, padding="same",
+                                        kernel_initializer=init()))
+    h = layers.Conv2DTranspose(channels, 5, strides=2, padding="same", activation="sigmoid",
+                               kernel_initializer=init())(h)
+    extra_h, extra_w = h.shape[1] - h_in, h.shape[2] - w_in
+    if extra_h or extra_w:
+        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
+                               (extra_w // 2, extra_w - extra_w // 2)))(h)
+    decoder = keras.Model(c_in, h, name="fcae_decoder")
+    autoencoder = keras.Model(x_in, decoder(encoder(x_in)), name="fcae")
+    return encoder, decoder, autoencoder

@@ -111,13 +111,15 @@ class SelfTrainingNet(keras.Model):
     """An encoder with a Student-t soft-assignment head, fitted towards a fixed target P.
 
     ``fit`` takes ``TargetBatches``; the ``TargetRefresh`` callback recomputes P between rounds.
+    An optional ``decoder`` is only carried (saved with the model, not trained).
     """
 
-    def __init__(self, encoder, n_clusters, alpha=1.0, **kwargs):
+    def __init__(self, encoder, n_clusters, alpha=1.0, decoder=None, **kwargs):
         super().__init__(**kwargs)
         from core.layer import ClusteringLayer
 
         self.encoder = encoder
+        self.decoder = decoder
         self.clustering = ClusteringLayer(n_clusters, alpha=alpha, name="clustering")
         self.clustering.build((None, int(np.prod(encoder.output.shape[1:]))))
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -145,7 +147,7 @@ class SelfTrainingNet(keras.Model):
         x, p = data
         with tf.GradientTape() as tape:
             loss = kl_target_loss(p, self(x, training=True))
-        variables = self.trainable_weights
+        variables = self.encoder.trainable_weights + self.clustering.trainable_weights
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

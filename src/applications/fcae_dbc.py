@@ -1,0 +1,207 @@
+"""FCAE + DBC: discriminatively boosted clustering on a fully convolutional autoencoder (METHODS.md
+§6.3-6.4 and the seed description).
+
+1. ``FCAEKMeans``: the FCAE trained end to end on reconstruction (no layer-wise pretraining), then
+   k-means on the flattened code map; the conv-AE baseline and the shared FCAE checkpoint.
+2. ``DBC``: the FCAE's encoder with a Student-t soft k-means head (centres from k-means), trained on
+   KL(R || S) towards the boosted target r_ij ∝ s_ij^alpha, refreshed once per round (the learning
+   chain S0 -> R0 = S1 -> ...); ``target="dec"`` uses DEC's q^2/f instead. The share of confident
+   assignments per round is recorded (``history_``): the "easy samples first" curve.
+
+The FCAE layout and alpha are our reading of the paper, which we could not check (METHODS.md §6.1).
+"""
+
+import keras
+import numpy as np
+
+from applications.ae_baseline import resolve_checkpoint
+from applications.dec import make_optimizer, make_target_fn, self_train
+from core.base import BaseDeepClusterer
+from core.Conv import build_fcae
+from core.layer import ClusteringLayer
+from core.train import SelfTrainingNet, TimeHistory, kmeans_labels, nearest_centre
+
+
+def _flat(z):
+    return z.reshape(len(z), -1)
+
+
+class FCAENet(keras.Model):
+    """Encoder, decoder and a centre table (what an FCAE + k-means checkpoint holds)."""
+
+    def __init__(self, input_shape, n_clusters, code_channels=10, filters=(32, 64, 128),
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder, _ = build_fcae(tuple(input_shape), code_channels,
+                                                   tuple(filters), seed)
+        self.clustering = ClusteringLayer(n_clusters, name="clustering")
+        self.clustering.build((None, int(np.prod(self.encoder.output.shape[1:]))))
+        self.build((None,) + tuple(input_shape))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+
+    def call(self, x, training=False):
+        return self.decoder(self.encoder(x, training=training), training=training)
+
+
+class FCAEKMeans(BaseDeepClusterer):
+    """Fully convolutional autoencoder (MSE, Adam) + k-means on its flattened code map.
+
+    Parameters: ``n_clusters``, ``code_channels``, ``filters``, ``epochs``, ``batch_size``,
+    ``learning_rate``, ``n_init``, ``random_state``, ``verbose``.
+    Attributes: ``labels_``, ``cluster_centers_``, ``model_`` (``FCAENet``), ``history_``.
+    """
+
+    input_kind = "image"
+
+    def __init__(self, n_clusters=10, code_channels=10, filters=(32, 64, 128), epochs=50,
+                 batch_size=256, learning_rate=1e-3, n_init=20, random_state=None,
+                 deterministic=True, verbose=0):
+        self.n_clusters = n_clusters
+        self.code_channels = code_channels
+        self.filters = filters
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.n_init = n_init
+        self.random_state = random_state
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    def _build(self, input_shape, seed):
+        _check_image(input_shape)
+        self.model_ = FCAENet(input_shape, self.n_clusters, self.code_channels, self.filters,
+                              seed)
+
+    def _fit(self, X, y, seed):
+        x_in = keras.Input(self.input_shape_)
+        ae = keras.Model(x_in, self.model_.decoder(self.model_.encoder(x_in)), name="fcae")
+        ae.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        timer = TimeHistory()
+        hist = ae.fit(X, X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
+                      verbose=self.verbose, callbacks=[timer])
+        self.history_ = {"loss": [float(v) for v in hist.history.get("loss", [])],
+                         "epoch_seconds": timer.epoch_seconds}
+        self.n_steps_ = int(self.epochs * np.ceil(len(X) / self.batch_size))
+        _, centres = kmeans_labels(self._transform(X), self.n_clusters, seed, self.n_init)
+        self.model_.clustering.clusters.assign(centres)
+
+    @property
+    def cluster_centers_(self):
+        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
+
+    def _transform(self, X):
+        return _flat(self.model_.encoder.predict(X, batch_size=1024, verbose=0))
+
+    def _predict(self, X):
+        return nearest_centre(self._transform(X), self.cluster_centers_)
+
+    def reconstruct(self, X):
+        X = self._validate(X, reset=False)
+        return self.model_.predict(X, batch_size=1024, verbose=0)
+
+
+def _check_image(input_shape):
+    if len(input_shape) != 3:
+        raise ValueError(f"the FCAE needs images (n, h, w[, c]); got samples of shape "
+                         f"{tuple(input_shape)}")
+
+
+class DBC(BaseDeepClusterer):
+    """Discriminatively boosted clustering (sklearn-style, images of any shape).
+
+    Parameters
+    ----------
+    n_clusters : int
+    fcae_weights : an ``FCAEKMeans`` checkpoint (path or ``"pretrained:FILE"``); None trains the
+        FCAE here for ``pretrain_epochs``.
+    code_channels, filters : FCAE layout (10; 32-64-128).
+    target : ``"boosted"`` (r ∝ s^alpha per sample, default) or ``"dec"`` (q^2/f).
+    boost_alpha : the boosting factor alpha (> 1 sharpens; 2 by default).
+    optimizer, learning_rate : clustering stage (Adam 1e-4, METHODS.md §6.4).
+    batch_size, update_interval, maxiter, tol : 256, 140, 20000, 1e-3.
+    confident : threshold on max s for the "easy samples" share.
+
+    Attributes
+    ----------
+    labels_, cluster_centers_, model_ (``SelfTrainingNet`` over the FCAE encoder), history_ (per
+    round: ``confident_share``, ``mean_max_q``, ``changed``, scores with ``y``), converged_.
+    """
+
+    input_kind = "image"
+
+    def __init__(self, n_clusters=10, fcae_weights=None, code_channels=10,
+                 filters=(32, 64, 128), pretrain_epochs=50, target="boosted", boost_alpha=2.0,
+                 optimizer="adam", learning_rate=1e-4, batch_size=256, update_interval=140,
+                 maxiter=20000, tol=1e-3, n_init=20, random_state=None, deterministic=True,
+                 verbose=0):
+        self.n_clusters = n_clusters
+        self.fcae_weights = fcae_weights
+        self.code_channels = code_channels
+        self.filters = filters
+        self.pretrain_epochs = pretrain_epochs
+        self.target = target
+        self.boost_alpha = boost_alpha
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.update_interval = update_interval
+        self.maxiter = maxiter
+        self.tol = tol
+        self.n_init = n_init
+        self.random_state = random_state
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    def _build(self, input_shape, seed):
+        _check_image(input_shape)
+        make_target_fn(self.target, self.boost_alpha)  # validate early
+        encoder, decoder, _ = build_fcae(tuple(input_shape), self.code_channels,
+                                         tuple(self.filters), seed)
+        # the decoder rides along so that checkpoints keep it for reconstructions
+        self.model_ = SelfTrainingNet(encoder, self.n_clusters, decoder=decoder)
+
+    def _fit(self, X, y, seed):
+        if self.fcae_weights:
+            fcae = FCAEKMeans.load(resolve_checkpoint(self.fcae_weights))
+            for ours, theirs in ((self.model_.encoder, fcae.model_.encoder),
+                                 (self.model_.decoder, fcae.model_.decoder)):
+                if [w.shape for w in ours.weights] != [w.shape for w in theirs.weights]:
+                    raise ValueError(f"the FCAE in {self.fcae_weights} does not match "
+                                     f"code_channels/filters/input shape of this estimator")
+                ours.set_weights(theirs.get_weights())
+        else:
+            fcae = FCAEKMeans(self.n_clusters, self.code_channels, self.filters,
+                              epochs=self.pretrain_epochs, n_init=1, random_state=seed,
+                              deterministic=self.deterministic, verbose=self.verbose).fit(X)
+            self.model_.encoder.set_weights(fcae.model_.encoder.get_weights())
+            self.model_.decoder.set_weights(fcae.model_.decoder.get_weights())
+        refresh, self.n_steps_ = self_train(
+            self.model_, X, y, self.n_clusters, seed, batch_size=self.batch_size,
+            update_interval=self.update_interval, maxiter=self.maxiter, tol=self.tol,
+            target_fn=make_target_fn(self.target, self.boost_alpha),
+            optimizer=make_optimizer(self.optimizer, self.learning_rate),
+            n_init=self.n_init, verbose=self.verbose)
+        self.history_ = refresh.history
+        self.converged_ = refresh.converged
+
+    @property
+    def cluster_centers_(self):
+        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
+
+    def _transform(self, X):
+        return _flat(self.model_.encoder.predict(X, batch_size=1024, verbose=0))
+
+    def _predict(self, X):
+        return self.model_.predict(X, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
+
+    def soft_assignments(self, X):
+        X = self._validate(X, reset=False)
+        return self.model_.predict(X, batch_size=1024, verbose=0)
+
+    def reconstruct(self, X):
+        """FCAE reconstructions through the fine-tuned encoder and the pretrained decoder."""
+        X = self._validate(X, reset=False)
+        return self.model_.decoder.predict(self.model_.encoder.predict(X, batch_size=1024,
+                                                                      verbose=0), verbose=0)
