@@ -137,6 +137,15 @@ def test_interrupted_run_resumes_without_losing_work(digits, tmp_path):
     stages = [row["stage"] for row in resumed.history_]
     assert "pretrain" not in stages and stages == ["attack", "defense"]
     assert (tmp_path / "ckpt" / "progress.json").is_file()
+    # stage snapshots: upstream's MNIST_64 (S1) and MNIST_ADV_64 (S2) equivalents
+    for stage in ("pretrain", "attack", "defense"):
+        assert (tmp_path / "ckpt" / f"{stage}.weights.h5").stat().st_size > 1000
+
+
+def test_defence_stage_gets_a_before_report(trained):
+    before = trained.pre_defense_report_
+    assert {"clean", "adversarial", "pgd@0.5", "agreement"} <= set(before)
+    assert "labels" not in before and 0.0 <= before["adversarial"]["acc"] <= 1.0
 
 
 def test_flat_and_bad_inputs(digits):

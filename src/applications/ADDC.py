@@ -366,6 +366,11 @@ class StageCheckpoint(keras.callbacks.Callback):
         state[self.stage] = epoch + 1
         write_progress(self.directory, state)
 
+    def on_train_end(self, logs=None):
+        # stage snapshots: pretrain.weights.h5 is upstream's MNIST_64, attack.weights.h5 its
+        # MNIST_ADV_64 (both live in one ALRDCNet file here)
+        save_weights_atomic(self.model, self.directory / f"{self.stage}.weights.h5")
+
 
 def read_progress(directory):
     path = Path(directory) / "progress.json"
@@ -404,7 +409,8 @@ class ALRDC(BaseDeepClusterer):
 
     Attributes
     ----------
-    labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_.
+    labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_,
+    pre_defense_report_ (``evaluate_robustness`` of the S2 model, when ``y`` is given).
     """
 
     input_kind = "image"
@@ -477,6 +483,10 @@ class ALRDC(BaseDeepClusterer):
             self.n_steps_ += min(done, epochs) * steps_per_epoch
             if epochs <= done:
                 continue
+            if stage in ("defense", "alternate") and done == 0 and y is not None:
+                # the S2 model's robustness, for the before/after-defence comparison
+                self.pre_defense_report_ = evaluate_robustness(net, X, y)
+                self.pre_defense_report_.pop("labels")
             net.set_stage(stage)
             callbacks = []
             monitor = None

@@ -254,6 +254,12 @@ def _robustness(est, ds, args):
             summary[key] = report[key]
             line += "  " + format_metrics(report[key])
         print(line, flush=True)
+    before = getattr(est, "pre_defense_report_", None)
+    if before is not None and ds.y_eval is not None:
+        summary["before_defense"] = {key: before[key]["acc"] for key in before
+                                     if isinstance(before[key], dict) and "acc" in before[key]}
+        print("  ACC before the defence stage: " + "  ".join(
+            f"{k} {v:.4f}" for k, v in summary["before_defense"].items()), flush=True)
     return summary
 
 
