@@ -290,3 +290,30 @@ def test_vae_baseline_rejects_bad_options(digits):
         VAECluster(architecture="rnn").fit(digits.x[:100])
     with pytest.raises(ValueError, match="images"):
         VAECluster(architecture="conv").fit(digits.x.reshape(len(digits.x), -1)[:, :50])
+
+
+# ---------------------------------------------------------------------- DAGMC
+
+def test_dagmc_trains_all_phases_and_round_trips(shared_ae, digits, tmp_path):
+    from applications.dagmc import DAGMC, mixture_nll
+
+    params = dict(encoder_weights=shared_ae[1], epochs=8, batch_size=64, gmm_n_init=2,
+                  random_state=0, **AE)
+    est = DAGMC(**params).fit(digits.x, digits.y)
+    hist = est.history_
+    for key in ("rec", "nll", "d_loss", "g_loss"):
+        assert np.isfinite(hist[key]).all(), key
+    assert acc(digits.y, est.labels_) > 0.55
+    assert acc(digits.y, est.labels_) > hist["init_gmm"]["acc"] - 0.1
+    assert np.all(est.variances_ > 0) and est.weights_.sum() == pytest.approx(1.0, rel=1e-5)
+    # the mixture fits the codes better than a single broad Gaussian would
+    z = est.transform(digits.x)
+    one = -np.mean(np.sum(-0.5 * (np.log(2 * np.pi * z.var(0)) + (z - z.mean(0)) ** 2
+                                  / z.var(0)), axis=1))
+    nll = float(mixture_nll(z, est.model_.pi_logits, est.model_.gmm_means,
+                            est.model_.gmm_log_vars))
+    assert nll < one
+    again = DAGMC(**params).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    est.save(tmp_path / "dagmc")
+    np.testing.assert_array_equal(DAGMC.load(tmp_path / "dagmc").predict(digits.x), est.labels_)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 METHOD_NAMES = ("alrdc", "ae-kmeans", "ae-gmm", "vae-kmeans", "vae-gmm", "kmeans",
-                "spectralnet", "dec", "vade", "fcae-kmeans", "dbc")
+                "spectralnet", "dec", "vade", "dagmc", "fcae-kmeans", "dbc")
 MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 MNIST_FCAE = "pretrained:mnist_fcae-kmeans_full-70k.weights.h5"
 DEFAULT_METHOD = "alrdc"
@@ -24,6 +24,7 @@ DEFAULT_PROTOCOLS = {"alrdc": "test-10k"}
 def _presets():
     from applications.ADDC import ALRDC
     from applications.ae_baseline import AEGMM, AEKMeans, PixelKMeans
+    from applications.dagmc import DAGMC
     from applications.dec import DEC
     from applications.fcae_dbc import DBC, FCAEKMeans
     from applications.spectralnet import SpectralNet
@@ -62,6 +63,13 @@ def _presets():
             "digits": {"pretrain_epochs": 60, "batch_size": 64, "update_interval": 50,
                        "maxiter": 3000},
             "*": {"pretrain_epochs": 50},
+        }),
+        # METHODS.md §8.3 (no upstream code): adversarial GMM autoencoder on the shared AE
+        "dagmc": (DAGMC, True, {
+            "mnist": {"encoder_weights": MNIST_AE, "epochs": 30, "log_every": 5},
+            "digits": {"hidden_dims": (256, 256, 1024), "pretrain_epochs": 30, "epochs": 30,
+                       "batch_size": 64},
+            "*": {"pretrain_epochs": 50, "epochs": 30, "log_every": 5},
         }),
         # FCAE epochs capped for a CPU budget (METHODS.md §6.4 proposes 200)
         "fcae-kmeans": (FCAEKMeans, True, {
