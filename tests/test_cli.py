@@ -85,7 +85,7 @@ def test_default_method_is_alrdc_on_the_upstream_protocol():
     assert DEFAULT_PROTOCOLS[args.method] == "test-10k"
 
 
-@pytest.mark.parametrize("method", ["spectralnet", "alrdc", "dec", "vade", "ae-gmm",
+@pytest.mark.parametrize("method", ["spectralnet", "alrdc", "dscdan", "dec", "vade", "ae-gmm",
                                     "vae-gmm", "dagmc", "fcae-kmeans", "dbc"])
 def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
     assert main(["--dset", "digits", "--method", method, "--train", "--epochs", "2",

@@ -1,0 +1,239 @@
+"""DSCDAN: deep spectral clustering with a dual autoencoder network (METHODS.md §3).
+
+Networks of §3.1 (conv VAE at latent 120, 1024-1024-512 softmax head, class-mean prior, global MI
+critic T, Orthonorm on the softmax output); two stages selected by ``set_stage``:
+- ``pretrain``: the missing upstream pretraining (§3.8.1, our definition): the HEAD loss without
+  the spectral term, batch 100;
+- ``joint``: L = L_spec + 5 L_rec + 5 L_dual + 1.5 L_KL + L_cat + 0.001 L_MI (§3.2), batches of
+  1024 (one epoch of test-10k = upstream's 10 steps per outer iteration).
+
+Flags for the upstream behaviours that differ from the paper (§3.6, §3.8): ``freeze_mi_critic``
+(upstream never trains T; default False trains it), ``stop_gradient_affinity`` (upstream lets
+L_spec push the codes of kNN pairs apart through W; default True), ``affinity_scale`` (upstream
+hard-codes 2.62; default None computes it with ``get_scale`` on the pretrained codes).
+Labels are argmax C(mu), as HEAD (no k-means on the Orthonorm output).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from applications.ADDC import ClassMeanInit, assign, embed
+from core import costs
+from core.base import BaseDeepClusterer
+from core.Conv import build_cluster_head, build_conv_decoder, build_conv_encoder, build_mi_critic
+from core.layer import Orthonorm
+from core.pairs import get_scale
+from core.train import MetricsLogger, TimeHistory
+
+STAGES = ("pretrain", "joint")
+
+
+class DSCDANNet(keras.Model):
+    """E, G, C, the class means, the MI critic T and Orthonorm; ``set_stage`` picks the loss."""
+
+    def __init__(self, input_shape, n_clusters, latent_dim=120, filters=16, n_nbrs=5,
+                 affinity_scale=2.62, spectral_normaliser=1024.0, freeze_mi_critic=False,
+                 stop_gradient_affinity=True, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(v) for v in input_shape)
+        self.n_clusters, self.latent_dim = int(n_clusters), int(latent_dim)
+        self.n_nbrs, self.spectral_normaliser = int(n_nbrs), float(spectral_normaliser)
+        self.freeze_mi_critic = bool(freeze_mi_critic)
+        self.stop_gradient_affinity = bool(stop_gradient_affinity)
+        self.encoder = build_conv_encoder(self.image_shape, latent_dim, filters)
+        self.decoder = build_conv_decoder(self.image_shape, latent_dim, filters)
+        self.cluster_head = build_cluster_head(latent_dim, n_clusters)
+        self.critic = build_mi_critic(2 * latent_dim, hidden_dims=(latent_dim,) * 3,
+                                      name="global_mi_critic")
+        self.orthonorm = Orthonorm(name="orthonorm")
+        self.orthonorm.build((None, n_clusters))
+        self.class_means = self.add_weight(name="class_means", shape=(n_clusters, latent_dim),
+                                           initializer="zeros")
+        self.affinity_scale = self.add_weight(name="affinity_scale", shape=(),
+                                              initializer=keras.initializers.Constant(
+                                                  affinity_scale), trainable=False)
+        base = 0 if seed is None else int(seed)
+        self.noise_seed = keras.random.SeedGenerator(base + 1)
+        self.shuffle_seed = keras.random.SeedGenerator(base + 2)
+        self.stage = "pretrain"
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in
+                         ("loss", "rec", "dual", "kl", "cat", "mi", "spectral")}
+        self.build((None,) + self.image_shape)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+
+    def set_stage(self, stage):
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+        self.stage = stage
+        self.train_function = None
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def trained_variables(self):
+        variables = (self.encoder.trainable_weights + self.decoder.trainable_weights
+                     + self.cluster_head.trainable_weights + [self.class_means])
+        return variables if self.freeze_mi_critic else variables + self.critic.trainable_weights
+
+    def call(self, x, training=False):
+        z_mean, _ = self.encoder(x, training=training)
+        return self.cluster_head(z_mean, training=training)
+
+    def losses_on(self, x):
+        """Every term of §3.2 on a batch (a dict of scalars; ``total`` follows the stage)."""
+        z_mean, z_log_var = self.encoder(x, training=True)
+        z = z_mean + ops.exp(0.5 * z_log_var) * keras.random.normal(ops.shape(z_mean),
+                                                                    seed=self.noise_seed)
+        x_noisy, x_clean = self.decoder(z, training=True), self.decoder(z_mean, training=True)
+        y = self.cluster_head(z_mean, training=True)
+        terms = {"rec": costs.sum_of_batch_mean_squares(x, x_noisy),
+                 "dual": 0.5 * costs.sum_of_batch_mean_squares(x_clean, x_noisy),
+                 "kl": costs.mixture_kl(z_mean, z_log_var, y, self.class_means),
+                 "cat": costs.categorical_neg_entropy(y),
+                 "mi": costs.jsd_mi_loss(self.critic, z, z,
+                                         costs.shuffle_rows(z, self.shuffle_seed))}
+        total = (5.0 * terms["rec"] + 5.0 * terms["dual"] + 1.5 * terms["kl"] + terms["cat"]
+                 + 0.001 * terms["mi"])
+        if self.stage == "joint":
+            codes = ops.stop_gradient(z_mean) if self.stop_gradient_affinity else z_mean
+            affinity = costs.knn_affinity(codes, self.n_nbrs, scale=self.affinity_scale)
+            terms["spectral"] = costs.spectral_loss(affinity, self.orthonorm(y, training=True),
+                                                    self.spectral_normaliser)
+            total = total + terms["spectral"]
+        terms["loss"] = total
+        return terms
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            terms = self.losses_on(x)
+        variables = self.trained_variables
+        self.optimizer.apply(tape.gradient(terms["loss"], variables), variables)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in terms}
+
+
+class DSCDAN(BaseDeepClusterer):
+    """Deep spectral clustering with a dual autoencoder (sklearn-style, images of any shape).
+
+    Parameters
+    ----------
+    n_clusters : int
+    latent_dim, filters : 120 and 16 as upstream.
+    pretrain_epochs, pretrain_batch_size : the pretraining stage (ours: batch 100).
+    joint_epochs, joint_batch_size : joint stage (upstream: about 500 iterations of 10 steps of
+        1024 on test-10k, i.e. 500 epochs).
+    n_nbrs, scale_nbr, affinity_scale : kNN affinity on mu (5 neighbours; scale None = computed
+        with ``get_scale`` on the pretrained codes, upstream 2.62).
+    freeze_mi_critic, stop_gradient_affinity : see the module docstring.
+    init_means, warmup_epochs : ``"kmeans"`` (class means from k-means of mu after
+        ``warmup_epochs`` of pretraining, as our ALRDC) or ``"zeros"`` (upstream).
+    learning_rate : Adam (1e-3).
+    log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
+
+    Attributes
+    ----------
+    labels_, model_ (``DSCDANNet``), history_, n_steps_, affinity_scale_.
+    """
+
+    input_kind = "image"
+
+    def __init__(self, n_clusters=10, latent_dim=120, filters=16, pretrain_epochs=50,
+                 pretrain_batch_size=100, joint_epochs=100, joint_batch_size=1024, n_nbrs=5,
+                 scale_nbr=2, affinity_scale=None, freeze_mi_critic=False,
+                 stop_gradient_affinity=True, init_means="kmeans", warmup_epochs=5,
+                 learning_rate=1e-3, log_every=0, random_state=None, deterministic=True,
+                 verbose=0):
+        self.n_clusters = n_clusters
+        self.latent_dim = latent_dim
+        self.filters = filters
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_batch_size = pretrain_batch_size
+        self.joint_epochs = joint_epochs
+        self.joint_batch_size = joint_batch_size
+        self.n_nbrs = n_nbrs
+        self.scale_nbr = scale_nbr
+        self.affinity_scale = affinity_scale
+        self.freeze_mi_critic = freeze_mi_critic
+        self.stop_gradient_affinity = stop_gradient_affinity
+        self.init_means = init_means
+        self.warmup_epochs = warmup_epochs
+        self.learning_rate = learning_rate
+        self.log_every = log_every
+        self.random_state = random_state
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    def _build(self, input_shape, seed):
+        if len(input_shape) != 3:
+            raise ValueError(f"DSCDAN needs images (n, h, w[, c]); got samples of shape "
+                             f"{tuple(input_shape)}")
+        if self.init_means not in ("kmeans", "zeros"):
+            raise ValueError(f"init_means must be 'kmeans' or 'zeros', got {self.init_means!r}")
+        self.model_ = DSCDANNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
+                                self.n_nbrs, self.affinity_scale or 1.0,
+                                freeze_mi_critic=self.freeze_mi_critic,
+                                stop_gradient_affinity=self.stop_gradient_affinity, seed=seed)
+
+    def _stage(self, stage, X, y, epochs, batch_size, callbacks):
+        net = self.model_
+        net.set_stage(stage)
+        net.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        timer = TimeHistory()
+        logger = None
+        if y is not None and self.log_every:
+            logger = MetricsLogger(X, y, self._predict, self.log_every, verbose=self.verbose)
+        hist = net.fit(X, epochs=epochs, batch_size=batch_size, shuffle=True,
+                       verbose=2 if self.verbose else 0,
+                       callbacks=callbacks + [timer] + ([logger] if logger else []))
+        self.history_[stage] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.history_[stage]["epoch_seconds"] = timer.epoch_seconds
+        self.history_[stage]["metrics"] = logger.history if logger else []
+        self.n_steps_ += epochs * int(np.ceil(len(X) / batch_size))
+
+    def _fit(self, X, y, seed):
+        self.history_, self.n_steps_ = {}, 0
+        warmup = []
+        if self.init_means == "kmeans" and self.warmup_epochs <= self.pretrain_epochs:
+            warmup = [ClassMeanInit(X, self.warmup_epochs, seed)]
+        if self.pretrain_epochs:
+            self._stage("pretrain", X, y, self.pretrain_epochs, self.pretrain_batch_size, warmup)
+        scale = self.affinity_scale
+        if scale is None:
+            scale = get_scale(embed(self.model_, X), self.joint_batch_size, self.scale_nbr, seed,
+                              replace=False)
+        self.affinity_scale_ = float(scale)
+        self.model_.affinity_scale.assign(max(self.affinity_scale_, 1e-6))
+        if self.joint_epochs:
+            self._stage("joint", X, y, self.joint_epochs, self.joint_batch_size, [])
+        self.model_.compile()
+
+    def _extra_state(self):
+        return {"affinity_scale": self.affinity_scale_}
+
+    def _restore_extra(self, extra):
+        self.affinity_scale_ = float(extra.get("affinity_scale", self.affinity_scale or 0.0))
+
+    def _transform(self, X):
+        return embed(self.model_, X)
+
+    def _predict(self, X):
+        return assign(self.model_, embed(self.model_, X)).argmax(1).astype(np.int64)
+
+    def predict_proba(self, X):
+        X = self._validate(X, reset=False)
+        return assign(self.model_, embed(self.model_, X))
+
+    def reconstruct(self, X):
+        X = self._validate(X, reset=False)
+        z = embed(self.model_, X)
+        return np.concatenate([ops.convert_to_numpy(self.model_.decoder(z[i:i + 1000]))
+                               for i in range(0, len(z), 1000)])

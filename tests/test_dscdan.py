@@ -1,0 +1,88 @@
+"""DSCDAN (issue 4): loss terms, stages, upstream-compat flags, seeds and checkpoints."""
+
+import numpy as np
+import pytest
+
+from applications.DSCDAN import DSCDAN, DSCDANNet
+
+TINY = dict(latent_dim=8, filters=4, pretrain_batch_size=64, joint_batch_size=256,
+            warmup_epochs=2, random_state=0)
+
+
+def _weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def _changed(before, model):
+    return any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_networks_follow_the_upstream_shapes():
+    net = DSCDANNet((28, 28, 1), 10)
+    assert [tuple(o.shape) for o in net.encoder.outputs] == [(None, 120), (None, 120)]
+    assert tuple(net.decoder.output.shape) == (None, 28, 28, 1)
+    assert tuple(net.critic.input.shape) == (None, 240)
+    assert [layer.units for layer in net.cluster_head.layers[1:]] == [1024, 1024, 512, 10]
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "joint"])
+def test_every_term_is_finite_and_spectral_only_in_joint(stage, digits):
+    net = DSCDANNet(digits.x.shape[1:], 10, latent_dim=8, filters=4, affinity_scale=1.0)
+    net.set_stage(stage)
+    terms = net.losses_on(digits.x[:128])
+    assert all(np.isfinite(float(v)) for v in terms.values())
+    assert ("spectral" in terms) == (stage == "joint")
+    expected = (5 * terms["rec"] + 5 * terms["dual"] + 1.5 * terms["kl"] + terms["cat"]
+                + 0.001 * terms["mi"] + terms.get("spectral", 0.0))
+    assert float(terms["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown stage"):
+        net.set_stage("finetune")
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_freeze_mi_critic_flag(frozen, digits):
+    net = DSCDANNet(digits.x.shape[1:], 10, latent_dim=8, filters=4, freeze_mi_critic=frozen)
+    import keras
+
+    net.compile(optimizer=keras.optimizers.Adam(1e-3))
+    critic, encoder = _weights(net.critic), _weights(net.encoder)
+    net.fit(digits.x[:256], epochs=1, batch_size=128, verbose=0)
+    assert _changed(critic, net.critic) != frozen
+    assert _changed(encoder, net.encoder)
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    return DSCDAN(pretrain_epochs=4, joint_epochs=4, log_every=2, **TINY).fit(digits.x,
+                                                                               digits.y)
+
+
+def test_stages_run_and_scale_is_computed(fitted, digits):
+    assert set(fitted.history_) == {"pretrain", "joint"}
+    joint = fitted.history_["joint"]
+    assert np.isfinite(joint["spectral"]).all() and np.isfinite(joint["loss"]).all()
+    assert fitted.affinity_scale_ > 0
+    assert fitted.labels_.shape == (len(digits.x),) and fitted.labels_.max() < 10
+    proba = fitted.predict_proba(digits.x[:5])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    assert fitted.history_["joint"]["metrics"][-1]["epoch"] == 4
+
+
+def test_same_seed_same_labels_and_round_trip(fitted, digits, tmp_path):
+    again = DSCDAN(pretrain_epochs=4, joint_epochs=4, **TINY).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, fitted.labels_)
+    fitted.save(tmp_path / "dscdan")
+    loaded = DSCDAN.load(tmp_path / "dscdan")
+    np.testing.assert_array_equal(loaded.predict(digits.x), fitted.labels_)
+    assert loaded.affinity_scale_ == pytest.approx(fitted.affinity_scale_)
+
+
+def test_fixed_upstream_scale_and_bad_inputs(digits):
+    est = DSCDAN(pretrain_epochs=1, joint_epochs=1, affinity_scale=2.62, **TINY).fit(
+        digits.x[:300])
+    assert est.affinity_scale_ == pytest.approx(2.62)
+    assert float(est.model_.affinity_scale.numpy()) == pytest.approx(2.62)
+    with pytest.raises(ValueError, match="images"):
+        DSCDAN().fit(digits.x.reshape(len(digits.x), -1))
+    with pytest.raises(ValueError, match="init_means"):
+        DSCDAN(init_means="random").fit(digits.x[:100])
