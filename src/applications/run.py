@@ -18,7 +18,7 @@ MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 MNIST_FCAE = "pretrained:mnist_fcae-kmeans_full-70k.weights.h5"
 FASHION_AE = "pretrained:fashion_ae-kmeans_full-70k.weights.h5"
 DEFAULT_METHOD = "alrdc"
-# upstream ALRDC and DSCDAN train and score on the 10,000 MNIST test images; the others on all 70,000
+# upstream ALRDC and DSCDAN train and score on the 10,000 MNIST test images; others on 70,000
 DEFAULT_PROTOCOLS = {"alrdc": "test-10k", "dscdan": "test-10k"}
 
 
