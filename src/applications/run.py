@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 METHOD_NAMES = ("alrdc", "ae-kmeans", "ae-gmm", "vae-kmeans", "vae-gmm", "kmeans",
-                "spectralnet", "dscdan", "dec", "vade", "dagmc", "fcae-kmeans", "dbc")
+                "spectralnet", "dscdan", "dec", "vade", "dagmc", "fcae-kmeans", "dbc",
+                "clustergan")
 MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 MNIST_FCAE = "pretrained:mnist_fcae-kmeans_full-70k.weights.h5"
 FASHION_AE = "pretrained:fashion_ae-kmeans_full-70k.weights.h5"
@@ -25,6 +26,7 @@ DEFAULT_PROTOCOLS = {"alrdc": "test-10k", "dscdan": "test-10k"}
 def _presets():
     from applications.ADDC import ALRDC
     from applications.ae_baseline import AEGMM, AEKMeans, PixelKMeans
+    from applications.clustergan import ClusterGAN
     from applications.dagmc import DAGMC
     from applications.DSCDAN import DSCDAN
     from applications.dec import DEC
@@ -74,6 +76,16 @@ def _presets():
             "digits": {"pretrain_epochs": 20, "joint_epochs": 10, "latent_dim": 16,
                        "filters": 8, "joint_batch_size": 256},
             "*": {"pretrain_epochs": 50, "joint_epochs": 100, "log_every": 5},
+        }),
+        # METHODS.md §5.1 presets; epochs = passes of batch 64 x 5 critic steps (upstream: up to
+        # 500,000 generator steps)
+        "clustergan": (ClusterGAN, True, {
+            "mnist": {"noise_dim": 30, "beta_n": 10.0, "beta_c": 10.0, "epochs": 100,
+                      "log_every": 5},
+            "fashion": {"noise_dim": 40, "beta_n": 0.0, "beta_c": 10.0, "epochs": 100,
+                        "log_every": 5},
+            "digits": {"noise_dim": 8, "epochs": 30, "batch_size": 32},
+            "*": {"epochs": 100, "log_every": 5},
         }),
         # METHODS.md §8.3 (no upstream code): adversarial GMM autoencoder on the shared AE
         "dagmc": (DAGMC, True, {

@@ -143,20 +143,21 @@ class StepDecay(keras.callbacks.Callback):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stop with an error naming the epoch and batch at which a loss became NaN or infinite."""
+    """Stop with an error naming the epoch and batch at which ``monitor`` became NaN or
+    infinite (raised before any checkpoint of that epoch is written)."""
 
-    def __init__(self):
+    def __init__(self, monitor="loss"):
         super().__init__()
-        self.epoch = 0
+        self.monitor, self.epoch = monitor, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        value = (logs or {}).get("loss")
+        value = (logs or {}).get(self.monitor)
         if value is not None and not math.isfinite(float(value)):
-            raise FloatingPointError(f"loss became {float(value)} at epoch {self.epoch + 1}, "
-                                     f"batch {batch + 1}; nothing was saved")
+            raise FloatingPointError(f"{self.monitor} became {float(value)} at epoch "
+                                     f"{self.epoch + 1}, batch {batch + 1}; nothing was saved")
 
 
 class VaDE(BaseDeepClusterer):
