@@ -167,7 +167,7 @@ def backprop_decode(net, x, steps=100, learning_rate=0.05, l2_weight=0.01, clip=
     encoder's estimate); return the best code per image and its loss, ``(labels, losses)``."""
     import tensorflow as tf
 
-    k, d = net.n_clusters, net.noise_dim
+    k = net.n_clusters
     labels, best = [], []
     for start in range(0, len(x), batch_size):
         xb = ops.convert_to_tensor(x[start:start + batch_size])
