@@ -29,7 +29,7 @@ import numpy as np
 from keras import ops
 
 from core import costs
-from core.base import BaseDeepClusterer
+from core.base import BaseDeepClusterer, require_images
 from core.checkpoints import load_weights_verified, save_weights_atomic
 from core.Conv import (build_adversary, build_cluster_head, build_conv_decoder,
                        build_conv_encoder, build_mi_critic)
@@ -444,9 +444,7 @@ class ALRDC(BaseDeepClusterer):
         self.verbose = verbose
 
     def _build(self, input_shape, seed):
-        if len(input_shape) != 3:
-            raise ValueError(f"ALRDC needs images (n, h, w[, c]); got samples of shape "
-                             f"{input_shape}")
+        require_images(input_shape, "ALRDC")
         if self.init_means not in ("kmeans", "zeros"):
             raise ValueError(f"init_means must be 'kmeans' or 'zeros', got {self.init_means!r}")
         if self.schedule not in ("upstream", "alternate"):

@@ -20,11 +20,11 @@ from keras import ops
 
 from applications.ADDC import ClassMeanInit, assign, embed
 from core import costs
-from core.base import BaseDeepClusterer
+from core.base import BaseDeepClusterer, require_images
 from core.Conv import build_cluster_head, build_conv_decoder, build_conv_encoder, build_mi_critic
 from core.layer import Orthonorm
 from core.pairs import get_scale
-from core.train import MetricsLogger, TimeHistory
+from core.train import MetricsLogger, TimeHistory, history_dict
 
 STAGES = ("pretrain", "joint")
 
@@ -173,9 +173,7 @@ class DSCDAN(BaseDeepClusterer):
         self.verbose = verbose
 
     def _build(self, input_shape, seed):
-        if len(input_shape) != 3:
-            raise ValueError(f"DSCDAN needs images (n, h, w[, c]); got samples of shape "
-                             f"{tuple(input_shape)}")
+        require_images(input_shape, "DSCDAN")
         if self.init_means not in ("kmeans", "zeros"):
             raise ValueError(f"init_means must be 'kmeans' or 'zeros', got {self.init_means!r}")
         self.model_ = DSCDANNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
@@ -194,9 +192,8 @@ class DSCDAN(BaseDeepClusterer):
         hist = net.fit(X, epochs=epochs, batch_size=batch_size, shuffle=True,
                        verbose=2 if self.verbose else 0,
                        callbacks=callbacks + [timer] + ([logger] if logger else []))
-        self.history_[stage] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.history_[stage] = history_dict(hist, logger)
         self.history_[stage]["epoch_seconds"] = timer.epoch_seconds
-        self.history_[stage]["metrics"] = logger.history if logger else []
         self.n_steps_ += epochs * int(np.ceil(len(X) / batch_size))
 
     def _fit(self, X, y, seed):

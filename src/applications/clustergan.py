@@ -21,9 +21,9 @@ from keras import layers, ops
 
 from applications.ADDC import StageCheckpoint, read_progress
 from applications.vade import NonFiniteGuard
-from core.base import BaseDeepClusterer
+from core.base import BaseDeepClusterer, require_images, require_unit_range
 from core.checkpoints import load_weights_verified
-from core.train import MetricsLogger, kmeans_labels, nearest_centre
+from core.train import MetricsLogger, history_dict, kmeans_labels, nearest_centre
 
 _INIT = keras.initializers.RandomNormal(0.0, 0.02)
 
@@ -243,9 +243,7 @@ class ClusterGAN(BaseDeepClusterer):
         self.verbose = verbose
 
     def _build(self, input_shape, seed):
-        if len(input_shape) != 3:
-            raise ValueError(f"ClusterGAN needs images (n, h, w[, c]); got samples of shape "
-                             f"{tuple(input_shape)}")
+        require_images(input_shape, "ClusterGAN")
         if self.predict_method not in ("head", "kmeans", "backprop"):
             raise ValueError(f"predict_method must be 'head', 'kmeans' or 'backprop', got "
                              f"{self.predict_method!r}")
@@ -254,9 +252,7 @@ class ClusterGAN(BaseDeepClusterer):
                                     self.gp_per_sample, seed)
 
     def _fit(self, X, y, seed):
-        if np.min(X) < 0 or np.max(X) > 1:
-            raise ValueError("ClusterGAN's sigmoid generator needs images scaled to [0, 1]; got "
-                             f"values in [{np.min(X):.3g}, {np.max(X):.3g}]")
+        require_unit_range(X, "ClusterGAN's sigmoid generator")
         per_step = self.batch_size * self.n_critic
         if len(X) < per_step:
             raise ValueError(f"ClusterGAN needs at least batch_size * n_critic = {per_step} "
@@ -281,8 +277,7 @@ class ClusterGAN(BaseDeepClusterer):
         hist = net.fit(_Shuffled(X, per_step, seed), epochs=self.epochs,
                        initial_epoch=min(done, self.epochs), verbose=2 if self.verbose else 0,
                        callbacks=callbacks)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.history_["metrics"] = logger.history if logger else []
+        self.history_ = history_dict(hist, logger)
         self.n_steps_ = self.epochs * (len(X) // per_step)
         net.compile()
         if self.predict_method == "kmeans":

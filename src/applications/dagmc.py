@@ -19,10 +19,10 @@ import numpy as np
 from keras import layers, ops
 
 from applications.ae_baseline import AEKMeans, copy_pretrained_autoencoder
-from applications.vade import NonFiniteGuard, gmm_log_likelihood
+from applications.vade import MixturePriorAttributes, NonFiniteGuard, gmm_log_likelihood
 from core.base import BaseDeepClusterer
 from core.Conv import build_mlp_autoencoder
-from core.train import MetricsLogger
+from core.train import MetricsLogger, history_dict
 
 VAR_FLOOR = 1e-4
 
@@ -133,7 +133,7 @@ class DAGMCNet(keras.Model):
         return {name: t.result() for name, t in self.trackers.items()}
 
 
-class DAGMC(BaseDeepClusterer):
+class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
     """Deep adversarial Gaussian-mixture autoencoder (sklearn-style, flat inputs).
 
     Parameters
@@ -212,23 +212,10 @@ class DAGMC(BaseDeepClusterer):
             callbacks.insert(0, logger)
         hist = net.fit(X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
                        verbose=2 if self.verbose else 0, callbacks=callbacks)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.history_["metrics"] = logger.history if logger else []
+        self.history_ = history_dict(hist, logger)
         self.history_["init_gmm"] = init_scores
         self.n_steps_ = self.epochs * math.ceil(len(X) / self.batch_size)
         net.compile()
-
-    @property
-    def weights_(self):
-        return ops.convert_to_numpy(ops.softmax(self.model_.pi_logits))
-
-    @property
-    def means_(self):
-        return ops.convert_to_numpy(self.model_.gmm_means)
-
-    @property
-    def variances_(self):
-        return np.exp(ops.convert_to_numpy(self.model_.gmm_log_vars))
 
     def _transform(self, X):
         return self.model_.encoder.predict(X, batch_size=4096, verbose=0)

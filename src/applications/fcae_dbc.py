@@ -16,7 +16,7 @@ import numpy as np
 
 from applications.ae_baseline import resolve_checkpoint
 from applications.dec import make_optimizer, make_target_fn, self_train
-from core.base import BaseDeepClusterer
+from core.base import BaseDeepClusterer, require_images
 from core.Conv import build_fcae
 from core.layer import ClusteringLayer
 from core.train import SelfTrainingNet, TimeHistory, kmeans_labels, nearest_centre
@@ -70,7 +70,7 @@ class FCAEKMeans(BaseDeepClusterer):
         self.verbose = verbose
 
     def _build(self, input_shape, seed):
-        _check_image(input_shape)
+        require_images(input_shape, "the FCAE")
         self.model_ = FCAENet(input_shape, self.n_clusters, self.code_channels, self.filters,
                               seed)
 
@@ -100,12 +100,6 @@ class FCAEKMeans(BaseDeepClusterer):
     def reconstruct(self, X):
         X = self._validate(X, reset=False)
         return self.model_.predict(X, batch_size=1024, verbose=0)
-
-
-def _check_image(input_shape):
-    if len(input_shape) != 3:
-        raise ValueError(f"the FCAE needs images (n, h, w[, c]); got samples of shape "
-                         f"{tuple(input_shape)}")
 
 
 class DBC(BaseDeepClusterer):
@@ -155,7 +149,7 @@ class DBC(BaseDeepClusterer):
         self.verbose = verbose
 
     def _build(self, input_shape, seed):
-        _check_image(input_shape)
+        require_images(input_shape, "the FCAE")
         make_target_fn(self.target, self.boost_alpha)  # validate early
         encoder, decoder, _ = build_fcae(tuple(input_shape), self.code_channels,
                                          tuple(self.filters), seed)

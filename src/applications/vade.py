@@ -17,9 +17,9 @@ import numpy as np
 from keras import layers, ops
 
 from applications.ae_baseline import AEKMeans, copy_pretrained_autoencoder
-from core.base import BaseDeepClusterer
+from core.base import BaseDeepClusterer, require_unit_range
 from core.Conv import build_mlp_autoencoder
-from core.train import MetricsLogger
+from core.train import MetricsLogger, history_dict
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -160,7 +160,24 @@ class NonFiniteGuard(keras.callbacks.Callback):
                                      f"{self.epoch + 1}, batch {batch + 1}; nothing was saved")
 
 
-class VaDE(BaseDeepClusterer):
+class MixturePriorAttributes:
+    """``weights_``, ``means_``, ``variances_`` of a model with ``pi_logits``, ``gmm_means`` and
+    ``gmm_log_vars`` (VaDE, DAGMC), as NumPy."""
+
+    @property
+    def weights_(self):
+        return ops.convert_to_numpy(ops.softmax(self.model_.pi_logits))
+
+    @property
+    def means_(self):
+        return ops.convert_to_numpy(self.model_.gmm_means)
+
+    @property
+    def variances_(self):
+        return np.exp(ops.convert_to_numpy(self.model_.gmm_log_vars))
+
+
+class VaDE(MixturePriorAttributes, BaseDeepClusterer):
     """Variational deep embedding (sklearn-style, flat inputs in [0, 1]).
 
     Parameters
@@ -246,9 +263,7 @@ class VaDE(BaseDeepClusterer):
         return gmm
 
     def _fit(self, X, y, seed):
-        if np.min(X) < 0 or np.max(X) > 1:
-            raise ValueError("VaDE's Bernoulli decoder needs inputs scaled to [0, 1]; got values "
-                             f"in [{np.min(X):.3g}, {np.max(X):.3g}]")
+        require_unit_range(X, "VaDE's Bernoulli decoder")
         self._init_from_autoencoder(X, seed)
         gmm = self._init_mixture(X, seed)
         net = self.model_
@@ -271,24 +286,10 @@ class VaDE(BaseDeepClusterer):
                       flush=True)
         hist = net.fit(X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
                        verbose=2 if self.verbose else 0, callbacks=callbacks)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.history_["metrics"] = logger.history if logger else []
+        self.history_ = history_dict(hist, logger)
         self.history_["init_gmm"] = init_scores
         self.n_steps_ = len(self.history_.get("loss", [])) * math.ceil(len(X) / self.batch_size)
         net.compile()  # fresh optimizers: checkpoints carry no Adam moments
-
-    # fitted mixture, as numpy
-    @property
-    def weights_(self):
-        return ops.convert_to_numpy(ops.softmax(self.model_.pi_logits))
-
-    @property
-    def means_(self):
-        return ops.convert_to_numpy(self.model_.gmm_means)
-
-    @property
-    def variances_(self):
-        return np.exp(ops.convert_to_numpy(self.model_.gmm_log_vars))
 
     def _encode(self, X, batch_size=4096):
         outs = [self.model_.encoder(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]

@@ -12,9 +12,9 @@ import numpy as np
 from keras import layers, ops
 
 from applications.ae_baseline import gmm_from_state, gmm_state
-from core.base import BaseDeepClusterer
+from core.base import BaseDeepClusterer, require_images, require_unit_range
 from core.Conv import build_conv_decoder, build_conv_encoder, build_mlp_autoencoder
-from core.train import MetricsLogger, kmeans_labels, nearest_centre
+from core.train import MetricsLogger, history_dict, kmeans_labels, nearest_centre
 
 
 def vae_loss(x, logits, z_mean, z_log_var):
@@ -118,16 +118,13 @@ class VAECluster(BaseDeepClusterer):
             raise ValueError(f"architecture must be 'mlp' or 'conv', got {self.architecture!r}")
         if self.clusterer not in ("kmeans", "gmm"):
             raise ValueError(f"clusterer must be 'kmeans' or 'gmm', got {self.clusterer!r}")
-        if self.architecture == "conv" and len(input_shape) != 3:
-            raise ValueError(f"the conv VAE needs images (n, h, w[, c]); got samples of shape "
-                             f"{tuple(input_shape)}")
+        if self.architecture == "conv":
+            require_images(input_shape, "the conv VAE")
         self.model_ = VAENet(input_shape, self.latent_dim, self.architecture,
                              tuple(self.hidden_dims), self.filters, seed)
 
     def _fit(self, X, y, seed):
-        if np.min(X) < 0 or np.max(X) > 1:
-            raise ValueError("the Bernoulli decoder needs inputs scaled to [0, 1]; got values in "
-                             f"[{np.min(X):.3g}, {np.max(X):.3g}]")
+        require_unit_range(X, "the Bernoulli decoder")
         self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         callbacks, logger = [], None
         if y is not None and self.log_every:
@@ -137,8 +134,7 @@ class VAECluster(BaseDeepClusterer):
             callbacks.append(logger)
         hist = self.model_.fit(X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
                                verbose=2 if self.verbose else 0, callbacks=callbacks)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.history_["metrics"] = logger.history if logger else []
+        self.history_ = history_dict(hist, logger)
         self.n_steps_ = self.epochs * math.ceil(len(X) / self.batch_size)
         self.model_.compile()
         z = self._transform(X)

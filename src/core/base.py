@@ -20,6 +20,21 @@ from core.data import check_n_clusters, validate_array
 from core.util import set_seed
 
 
+def require_images(input_shape, what):
+    """Raise a clear error unless samples are images (h, w, c)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{what} needs images (n, h, w[, c]); got samples of shape "
+                         f"{tuple(input_shape)}")
+
+
+def require_unit_range(X, what):
+    """Raise a clear error unless values lie in [0, 1] (sigmoid/Bernoulli outputs)."""
+    low, high = float(np.min(X)), float(np.max(X))
+    if low < 0 or high > 1:
+        raise ValueError(f"{what} needs inputs scaled to [0, 1]; got values in "
+                         f"[{low:.3g}, {high:.3g}]")
+
+
 class BaseDeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     """Shared machinery of the deep clustering estimators (see module docstring)."""
 

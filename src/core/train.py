@@ -37,6 +37,13 @@ class MetricsLogger(keras.callbacks.Callback):
             print(format_metrics(scores, prefix=f"[epoch {epoch + 1}] "), flush=True)
 
 
+def history_dict(history, logger=None):
+    """A Keras ``History`` as plain floats, plus the ``MetricsLogger`` rows under "metrics"."""
+    out = {key: [float(v) for v in values] for key, values in history.history.items()}
+    out["metrics"] = logger.history if logger else []
+    return out
+
+
 class TimeHistory(keras.callbacks.Callback):
     """Wall time per epoch, for benchmarks and manifests."""
 
