@@ -86,7 +86,8 @@ def test_default_method_is_alrdc_on_the_upstream_protocol():
 
 
 @pytest.mark.parametrize("method", ["spectralnet", "alrdc", "dscdan", "dec", "vade", "ae-gmm",
-                                    "vae-gmm", "dagmc", "fcae-kmeans", "dbc", "clustergan"])
+                                    "vae-gmm", "dagmc", "fcae-kmeans", "dbc", "clustergan",
+                                    "infogan", "catgan"])
 def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
     assert main(["--dset", "digits", "--method", method, "--train", "--epochs", "2",
                  "--out", str(tmp_path), "--no-plots", "--verbose", "0"]) == 0

@@ -90,3 +90,56 @@ def test_resume_and_bad_inputs(digits, tmp_path):
         ClusterGAN(**SMALL).fit(digits.x[:100])
     with pytest.raises(ValueError, match="predict_method"):
         ClusterGAN(predict_method="vote").fit(digits.x)
+
+
+# ---------------------------------------------------------------------- InfoGAN and CatGAN
+
+def test_catgan_objective_rewards_confident_balanced_real_and_uncertain_fake():
+    from applications.catgan import catgan_losses
+
+    k = 4
+    confident = np.eye(k, dtype=np.float32)[np.arange(8) % k] * 0.97 + 0.03 / k
+    uniform = np.full((8, k), 1.0 / k, dtype=np.float32)
+    collapsed = np.tile(np.eye(k, dtype=np.float32)[0] * 0.97 + 0.03 / k, (8, 1))
+    d_good, g_bad = (float(v) for v in catgan_losses(confident, uniform))
+    d_bad, _ = (float(v) for v in catgan_losses(uniform, confident))
+    d_collapsed, _ = (float(v) for v in catgan_losses(collapsed, uniform))
+    assert d_good < d_collapsed and d_good < d_bad          # D: confident AND balanced on real
+    assert d_good == pytest.approx(-(2 * np.log(k)), abs=0.2)
+    _, g_good = (float(v) for v in catgan_losses(confident, confident))
+    _, g_collapsed = (float(v) for v in catgan_losses(confident, collapsed))
+    assert g_good < g_bad and g_good < g_collapsed           # G: confident and balanced fakes
+
+
+@pytest.mark.parametrize("name", ["infogan", "catgan"])
+def test_head_gans_train_reproduce_and_round_trip(name, digits, tmp_path):
+    from applications.catgan import CatGAN
+    from applications.infogan import InfoGAN
+
+    cls = InfoGAN if name == "infogan" else CatGAN
+    params = dict(epochs=2, batch_size=64, random_state=0)
+    est = cls(log_every=1, **params).fit(digits.x, digits.y)
+    for key in ("d_loss", "g_loss"):
+        assert np.isfinite(est.history_[key]).all()
+    assert est.n_steps_ == 2 * (len(digits.x) // 64)
+    proba = est.predict_proba(digits.x[:5])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    again = cls(**params).fit(digits.x)
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    est.save(tmp_path / name)
+    np.testing.assert_array_equal(cls.load(tmp_path / name).predict(digits.x), est.labels_)
+    with pytest.raises(ValueError, match="at least"):
+        cls(**params).fit(digits.x[:10])
+
+
+def test_infogan_mutual_information_term_teaches_q_the_code(digits):
+    from applications.infogan import InfoGAN
+
+    est = InfoGAN(epochs=6, batch_size=64, random_state=0).fit(digits.x)
+    mi = est.history_["mi"]
+    assert mi[-1] < mi[0]
+    net = est.model_
+    latent, cats, _ = net.sample_prior(200, categories=np.arange(200) % 10)
+    fake = net.generator.predict(latent, verbose=0)
+    read = est.predict(fake)
+    assert np.mean(read == np.arange(200) % 10) > 0.5       # Q recovers G's categorical code

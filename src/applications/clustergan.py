@@ -13,52 +13,16 @@ beta_n = 0) or ``"backprop"`` (Algorithm 1 of the seed: per one-hot code, optimi
 reconstruction loss plus an L2 penalty, clipped, keep the best code; for small sets).
 """
 
-import math
-
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import ops
 
 from applications.ADDC import StageCheckpoint, read_progress
 from applications.vade import NonFiniteGuard
 from core.base import BaseDeepClusterer, require_images, require_unit_range
 from core.checkpoints import load_weights_verified
+from core.Conv import build_gan_generator, build_gan_trunk_model
 from core.train import MetricsLogger, history_dict, kmeans_labels, nearest_centre
-
-_INIT = keras.initializers.RandomNormal(0.0, 0.02)
-
-
-def build_gan_generator(output_shape, noise_dim, n_clusters, name="generator"):
-    """Dense 1024 BN ReLU -> Dense (h/4 w/4 128) BN ReLU -> ConvT 64 /2 BN ReLU -> ConvT C /2
-    sigmoid, cropped to ``output_shape`` (METHODS.md §5.2)."""
-    h_out, w_out, channels = output_shape
-    fh, fw = math.ceil(h_out / 4), math.ceil(w_out / 4)
-    z_in = keras.Input((noise_dim + n_clusters,), name="latent")
-    h = layers.Dense(1024, kernel_initializer=_INIT)(z_in)
-    h = layers.ReLU()(layers.BatchNormalization()(h))
-    h = layers.Dense(fh * fw * 128, kernel_initializer=_INIT)(h)
-    h = layers.ReLU()(layers.BatchNormalization()(layers.Reshape((fh, fw, 128))(h)))
-    h = layers.Conv2DTranspose(64, 4, strides=2, padding="same", kernel_initializer=_INIT)(h)
-    h = layers.ReLU()(layers.BatchNormalization()(h))
-    h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid",
-                               kernel_initializer=_INIT)(h)
-    extra_h, extra_w = 4 * fh - h_out, 4 * fw - w_out
-    if extra_h or extra_w:
-        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
-                               (extra_w // 2, extra_w - extra_w // 2)))(h)
-    return keras.Model(z_in, h, name=name)
-
-
-def build_gan_trunk_model(input_shape, out_units, name):
-    """Conv 64 /2 -> Conv 128 /2 -> Dense 1024 (LeakyReLU 0.2, no BN) -> Dense ``out_units``:
-    the critic (1 unit) and the encoder (noise_dim + K units)."""
-    x_in = keras.Input(input_shape, name="image")
-    h = x_in
-    for filters in (64, 128):
-        h = layers.LeakyReLU(0.2)(layers.Conv2D(filters, 4, strides=2, padding="same",
-                                                kernel_initializer=_INIT)(h))
-    h = layers.LeakyReLU(0.2)(layers.Dense(1024, kernel_initializer=_INIT)(layers.Flatten()(h)))
-    return keras.Model(x_in, layers.Dense(out_units)(h), name=name)
 
 
 def gradient_penalty(critic, real, fake, seed_generator, per_sample=True):

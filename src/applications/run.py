@@ -14,7 +14,7 @@ from pathlib import Path
 
 METHOD_NAMES = ("alrdc", "ae-kmeans", "ae-gmm", "vae-kmeans", "vae-gmm", "kmeans",
                 "spectralnet", "dscdan", "dec", "vade", "dagmc", "fcae-kmeans", "dbc",
-                "clustergan")
+                "clustergan", "infogan", "catgan")
 MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 MNIST_FCAE = "pretrained:mnist_fcae-kmeans_full-70k.weights.h5"
 FASHION_AE = "pretrained:fashion_ae-kmeans_full-70k.weights.h5"
@@ -26,11 +26,13 @@ DEFAULT_PROTOCOLS = {"alrdc": "test-10k", "dscdan": "test-10k"}
 def _presets():
     from applications.ADDC import ALRDC
     from applications.ae_baseline import AEGMM, AEKMeans, PixelKMeans
+    from applications.catgan import CatGAN
     from applications.clustergan import ClusterGAN
     from applications.dagmc import DAGMC
     from applications.DSCDAN import DSCDAN
     from applications.dec import DEC
     from applications.fcae_dbc import DBC, FCAEKMeans
+    from applications.infogan import InfoGAN
     from applications.spectralnet import SpectralNet
     from applications.vade import VaDE
     from applications.vae_baseline import VAECluster
@@ -86,6 +88,16 @@ def _presets():
                         "log_every": 5},
             "digits": {"noise_dim": 8, "epochs": 30, "batch_size": 32},
             "*": {"epochs": 100, "log_every": 5},
+        }),
+        # METHODS.md §9.4: batch 128, 5,000 updates in all (about 12 passes over 55k images)
+        "infogan": (InfoGAN, True, {
+            "digits": {"epochs": 15, "batch_size": 64},
+            "*": {"epochs": 12, "log_every": 2},
+        }),
+        # METHODS.md §10: unverified nets, on the DCGAN ones
+        "catgan": (CatGAN, True, {
+            "digits": {"epochs": 15, "batch_size": 64},
+            "*": {"epochs": 20, "log_every": 2},
         }),
         # METHODS.md §8.3 (no upstream code): adversarial GMM autoencoder on the shared AE
         "dagmc": (DAGMC, True, {

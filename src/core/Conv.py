@@ -183,3 +183,55 @@ def build_fcae(input_shape=(28, 28, 1), code_channels=10, filters=(32, 64, 128),
     decoder = keras.Model(c_in, h, name="fcae_decoder")
     autoencoder = keras.Model(x_in, decoder(encoder(x_in)), name="fcae")
     return encoder, decoder, autoencoder
+
+
+# ---------------------------------------------------------------------- DCGAN nets (§5.2, §9.2)
+
+_GAN_INIT = keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def _gan_bn():
+    # InfoGAN's BN: epsilon 1e-5, momentum 0.1 in the "new = 0.9 old + 0.1 batch" sense (§9.2)
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+
+
+def build_gan_generator(output_shape, noise_dim, n_clusters, name="generator"):
+    """Dense 1024 BN ReLU -> Dense (h/4 w/4 128) BN ReLU -> ConvT 64 /2 BN ReLU -> ConvT C /2
+    sigmoid, cropped to ``output_shape`` (METHODS.md §5.2)."""
+    h_out, w_out, channels = output_shape
+    fh, fw = math.ceil(h_out / 4), math.ceil(w_out / 4)
+    z_in = keras.Input((noise_dim + n_clusters,), name="latent")  # any latent split
+    h = layers.Dense(1024, kernel_initializer=_GAN_INIT)(z_in)
+    h = layers.ReLU()(_gan_bn()(h))
+    h = layers.Dense(fh * fw * 128, kernel_initializer=_GAN_INIT)(h)
+    h = layers.ReLU()(_gan_bn()(layers.Reshape((fh, fw, 128))(h)))
+    h = layers.Conv2DTranspose(64, 4, strides=2, padding="same", kernel_initializer=_GAN_INIT)(h)
+    h = layers.ReLU()(_gan_bn()(h))
+    h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid",
+                               kernel_initializer=_GAN_INIT)(h)
+    extra_h, extra_w = 4 * fh - h_out, 4 * fw - w_out
+    if extra_h or extra_w:
+        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
+                               (extra_w // 2, extra_w - extra_w // 2)))(h)
+    return keras.Model(z_in, h, name=name)
+
+
+def build_gan_trunk(input_shape, batch_norm=False, leak=0.2, name="trunk"):
+    """DCGAN discriminator trunk: Conv 64 /2 -> Conv 128 /2 -> Dense 1024, LeakyReLU; with
+    ``batch_norm`` BN after the second convolution and the dense layer (InfoGAN, §9.2; ClusterGAN
+    has none). Returns ``x -> 1024 features``."""
+    x_in = keras.Input(input_shape, name="image")
+    h = layers.LeakyReLU(leak)(layers.Conv2D(64, 4, strides=2, padding="same",
+                                             kernel_initializer=_GAN_INIT)(x_in))
+    h = layers.Conv2D(128, 4, strides=2, padding="same", kernel_initializer=_GAN_INIT)(h)
+    h = layers.LeakyReLU(leak)(_gan_bn()(h) if batch_norm else h)
+    h = layers.Dense(1024, kernel_initializer=_GAN_INIT)(layers.Flatten()(h))
+    h = layers.LeakyReLU(leak)(_gan_bn()(h) if batch_norm else h)
+    return keras.Model(x_in, h, name=name)
+
+
+def build_gan_trunk_model(input_shape, out_units, name, batch_norm=False, leak=0.2):
+    """The trunk followed by a linear Dense ``out_units``: ClusterGAN's critic (1 unit) and
+    encoder (noise_dim + K units)."""
+    trunk = build_gan_trunk(input_shape, batch_norm, leak, name=f"{name}_trunk")
+    return keras.Model(trunk.input, layers.Dense(out_units)(trunk.output), name=name)

@@ -1,0 +1,209 @@
+"""InfoGAN used for clustering (Chen et al., NeurIPS 2016; METHODS.md §9).
+
+Latent: 62-d noise U(-1, 1), a 10-way categorical code and two continuous codes U(-1, 1) (74 in
+all). D and Q share the BN DCGAN trunk; D is a sigmoid real/fake head, Q a Dense 128 BN lReLU
+head giving the categorical logits and the continuous means. Both D(+Q) and G subtract
+lambda * I_hat, the variational MI bound (categorical cross-entropy and fixed-std Gaussian
+log-likelihood; H(c) is a constant and dropped). Clusters are argmax of Q's categorical logits on
+real images (METHODS.md §9.5; upstream has no clustering code).
+
+``GANClusterer`` is the estimator machinery shared with CatGAN: fit loop with validation, NaN
+guard, per-epoch resumable checkpoints, metric logging, and argmax-head prediction.
+"""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from applications.ADDC import StageCheckpoint, read_progress
+from applications.vade import NonFiniteGuard
+from core.base import BaseDeepClusterer, require_images, require_unit_range
+from core.checkpoints import load_weights_verified
+from core.Conv import build_gan_generator, build_gan_trunk
+from core.train import MetricsLogger, history_dict
+
+
+class InfoGANNet(keras.Model):
+    """G, the shared D/Q trunk, the D and Q heads; two Adam optimizers (D+Q, G)."""
+
+    def __init__(self, input_shape, n_categories=10, noise_dim=62, n_continuous=2,
+                 info_weight=1.0, leak=0.01, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(v) for v in input_shape)
+        self.n_categories, self.noise_dim = int(n_categories), int(noise_dim)
+        self.n_continuous, self.info_weight = int(n_continuous), float(info_weight)
+        self.generator = build_gan_generator(self.image_shape, noise_dim + n_continuous,
+                                             n_categories)
+        self.trunk = build_gan_trunk(self.image_shape, batch_norm=True, leak=leak)
+        self.d_head = layers.Dense(1, name="d_head")
+        self.q_head = keras.Sequential([layers.Dense(128),
+                                        layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+                                        layers.LeakyReLU(leak),
+                                        layers.Dense(n_categories + n_continuous)], name="q_head")
+        self.d_head.build((None, 1024))
+        self.q_head.build((None, 1024))
+        self.prior_seed = keras.random.SeedGenerator(0 if seed is None else int(seed) + 1)
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in ("d_loss", "g_loss", "mi")}
+        self.build((None,) + self.image_shape)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Adam beta_1 0.5: 2e-4 for D and Q, 1e-3 for G (upstream)."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-3, beta_1=0.5)
+
+    def sample_prior(self, n, categories=None):
+        """(latent, category index, continuous codes)."""
+        z = keras.random.uniform((n, self.noise_dim), -1.0, 1.0, seed=self.prior_seed)
+        cont = keras.random.uniform((n, self.n_continuous), -1.0, 1.0, seed=self.prior_seed)
+        if categories is None:
+            categories = keras.random.randint((n,), 0, self.n_categories, seed=self.prior_seed)
+        onehot = ops.one_hot(categories, self.n_categories)
+        return ops.concatenate([z, cont, onehot], axis=1), categories, cont
+
+    def q_outputs(self, x, training=False):
+        out = self.q_head(self.trunk(x, training=training), training=training)
+        return out[:, :self.n_categories], out[:, self.n_categories:]
+
+    def call(self, x, training=False):
+        return ops.softmax(self.q_outputs(x, training)[0])
+
+    def mutual_information_loss(self, fake, categories, cont):
+        """-I_hat + H(c): CE of the categorical code + 0.5 Σ (c - mu)^2 (unit std)."""
+        logits, means = self.q_outputs(fake, training=True)
+        ce = ops.mean(ops.sparse_categorical_crossentropy(categories, logits, from_logits=True))
+        return ce + 0.5 * ops.mean(ops.sum(ops.square(cont - means), axis=1))
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        n = ops.shape(real)[0]
+        latent, categories, cont = self.sample_prior(n)
+        d_vars = (self.trunk.trainable_weights + self.d_head.trainable_weights
+                  + self.q_head.trainable_weights)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latent, training=True)
+            d_real = self.d_head(self.trunk(real, training=True))
+            d_fake = self.d_head(self.trunk(fake, training=True))
+            mi = self.mutual_information_loss(fake, categories, cont)
+            d_loss = ops.mean(ops.binary_crossentropy(ops.ones_like(d_real), d_real, True)
+                              + ops.binary_crossentropy(ops.zeros_like(d_fake), d_fake, True))
+            total_d = d_loss + self.info_weight * mi
+        self.d_optimizer.apply(tape.gradient(total_d, d_vars), d_vars)
+        latent, categories, cont = self.sample_prior(n)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latent, training=True)
+            d_fake = self.d_head(self.trunk(fake, training=True))
+            g_loss = ops.mean(ops.binary_crossentropy(ops.ones_like(d_fake), d_fake, True))
+            mi_g = self.mutual_information_loss(fake, categories, cont)
+            total_g = g_loss + self.info_weight * mi_g
+        g_vars = self.generator.trainable_weights
+        self.g_optimizer.apply(tape.gradient(total_g, g_vars), g_vars)
+        for name, value in (("d_loss", d_loss), ("g_loss", g_loss), ("mi", mi_g)):
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+
+class GANClusterer(BaseDeepClusterer):
+    """Estimator machinery of the GANs whose clusters are a classifier head on real images."""
+
+    input_kind = "image"
+    net_name = "GAN"
+
+    def _make_net(self, input_shape, seed):
+        raise NotImplementedError
+
+    def _build(self, input_shape, seed):
+        require_images(input_shape, self.net_name)
+        self.model_ = self._make_net(input_shape, seed)
+
+    def _fit(self, X, y, seed):
+        require_unit_range(X, f"{self.net_name}'s sigmoid generator")
+        if len(X) < self.batch_size:
+            raise ValueError(f"{self.net_name} needs at least batch_size = {self.batch_size} "
+                             f"images, got {len(X)}")
+        net = self.model_
+        net.compile()
+        done, callbacks = 0, [NonFiniteGuard(monitor="g_loss")]
+        if self.checkpoint_dir:
+            ckpt = Path(self.checkpoint_dir)
+            ckpt.mkdir(parents=True, exist_ok=True)
+            done = int(read_progress(ckpt).get("gan", 0))
+            if done and (ckpt / "last.weights.h5").is_file():
+                load_weights_verified(net, ckpt / "last.weights.h5")
+            callbacks.append(StageCheckpoint(ckpt, "gan", done))
+        logger = None
+        if y is not None and self.log_every:
+            logger = MetricsLogger(X, y, self._predict, self.log_every, verbose=self.verbose)
+            callbacks.insert(0, logger)
+        usable = (len(X) // self.batch_size) * self.batch_size   # whole batches (BN statistics)
+        rng = np.random.default_rng(seed)
+        hist = net.fit(X[rng.permutation(len(X))[:usable]], epochs=self.epochs,
+                       initial_epoch=min(done, self.epochs), batch_size=self.batch_size,
+                       shuffle=True, verbose=2 if self.verbose else 0, callbacks=callbacks)
+        self.history_ = history_dict(hist, logger)
+        self.n_steps_ = self.epochs * (usable // self.batch_size)
+        net.compile()
+
+    def _transform(self, X):
+        return self.model_.predict(X, batch_size=1024, verbose=0)
+
+    def _predict(self, X):
+        return self._transform(X).argmax(1).astype(np.int64)
+
+    def predict_proba(self, X):
+        return self._transform(self._validate(X, reset=False))
+
+    def sample(self, n_per_cluster=10, seed=0):
+        """Generated images, one row per cluster code: ``(K, n, h, w, c)``."""
+        keras.utils.set_random_seed(seed)
+        k = self.n_clusters
+        latent = self.model_.sample_prior(k * n_per_cluster,
+                                          categories=np.repeat(np.arange(k), n_per_cluster))[0]
+        out = self.model_.generator.predict(latent, verbose=0)
+        return out.reshape((k, n_per_cluster) + out.shape[1:])
+
+
+class InfoGAN(GANClusterer):
+    """InfoGAN clustering (sklearn-style, images in [0, 1]).
+
+    Parameters
+    ----------
+    n_clusters : int, size of the categorical code (10).
+    noise_dim, n_continuous, info_weight : 62, 2, 1 as upstream.
+    leak : LeakyReLU slope (upstream code 0.01; the paper's appendix says 0.1).
+    epochs, batch_size : passes over the data with batches of 128 (upstream: 5,000 updates).
+    checkpoint_dir, log_every, random_state, verbose : as elsewhere.
+    """
+
+    net_name = "InfoGAN"
+
+    def __init__(self, n_clusters=10, noise_dim=62, n_continuous=2, info_weight=1.0, leak=0.01,
+                 epochs=12, batch_size=128, checkpoint_dir=None, log_every=0, random_state=None,
+                 deterministic=True, verbose=0):
+        self.n_clusters = n_clusters
+        self.noise_dim = noise_dim
+        self.n_continuous = n_continuous
+        self.info_weight = info_weight
+        self.leak = leak
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.checkpoint_dir = checkpoint_dir
+        self.log_every = log_every
+        self.random_state = random_state
+        self.deterministic = deterministic
+        self.verbose = verbose
+
+    def _make_net(self, input_shape, seed):
+        return InfoGANNet(input_shape, self.n_clusters, self.noise_dim, self.n_continuous,
+                          self.info_weight, self.leak, seed)
