@@ -69,7 +69,7 @@ def _presets():
             "mnist": {"encoder_weights": MNIST_AE},
             "fashion": {"encoder_weights": FASHION_AE},
             "digits": {"pretrain_epochs": 60, "batch_size": 64, "update_interval": 50,
-                       "maxiter": 3000},
+                       "maxiter": 1000},
             "*": {"pretrain_epochs": 50},
         }),
         # pretraining is ours (METHODS.md §3.8); joint epochs of 10 steps of 1024 on test-10k
@@ -115,7 +115,7 @@ def _presets():
         "dbc": (DBC, True, {
             "mnist": {"fcae_weights": MNIST_FCAE},
             "digits": {"pretrain_epochs": 40, "batch_size": 64, "update_interval": 50,
-                       "maxiter": 3000, "learning_rate": 1e-3},
+                       "maxiter": 1000, "learning_rate": 1e-3},
             "*": {"pretrain_epochs": 20},
         }),
         # upstream runs 3000 epochs; ours is a CPU-sized preset (METHODS.md §7.5)
