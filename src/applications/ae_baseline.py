@@ -140,6 +140,20 @@ def copy_pretrained_autoencoder(spec, encoder, decoder=None, params="hidden_dims
     return ae
 
 
+def init_shared_autoencoder(est, X, seed, encoder, decoder=None):
+    """Fill ``encoder`` (and ``decoder``) from ``est.encoder_weights`` when set, else from an
+    ``AEKMeans`` pretrained here on ``X`` for ``est.pretrain_epochs`` (DEC, VaDE, DAGMC)."""
+    if est.encoder_weights:
+        copy_pretrained_autoencoder(est.encoder_weights, encoder, decoder)
+        return
+    ae = AEKMeans(est.n_clusters, est.hidden_dims, est.latent_dim, epochs=est.pretrain_epochs,
+                  n_init=1, random_state=seed, deterministic=est.deterministic,
+                  verbose=est.verbose).fit(X)
+    encoder.set_weights(ae.model_.encoder.get_weights())
+    if decoder is not None:
+        decoder.set_weights(ae.model_.decoder.get_weights())
+
+
 class PixelKMeans(BaseDeepClusterer):
     """k-means on raw pixels (flattened), the floor every method must beat."""
 

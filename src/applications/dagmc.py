@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from applications.ae_baseline import AEKMeans, copy_pretrained_autoencoder
+from applications.ae_baseline import init_shared_autoencoder
 from applications.vade import MixturePriorAttributes, NonFiniteGuard, gmm_log_likelihood
 from core.base import BaseDeepClusterer
 from core.Conv import build_mlp_autoencoder
@@ -181,14 +181,7 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
         from sklearn.mixture import GaussianMixture
 
         net = self.model_
-        if self.encoder_weights:
-            copy_pretrained_autoencoder(self.encoder_weights, net.encoder, net.decoder)
-        else:
-            ae = AEKMeans(self.n_clusters, self.hidden_dims, self.latent_dim,
-                          epochs=self.pretrain_epochs, n_init=1, random_state=seed,
-                          deterministic=self.deterministic, verbose=self.verbose).fit(X)
-            net.encoder.set_weights(ae.model_.encoder.get_weights())
-            net.decoder.set_weights(ae.model_.decoder.get_weights())
+        init_shared_autoencoder(self, X, seed, net.encoder, net.decoder)
         z = self._transform(X)
         gmm = GaussianMixture(self.n_clusters, covariance_type="diag", n_init=self.gmm_n_init,
                               random_state=seed).fit(z)

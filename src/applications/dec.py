@@ -14,7 +14,7 @@ import math
 import keras
 import numpy as np
 
-from applications.ae_baseline import AEKMeans, copy_pretrained_autoencoder
+from applications.ae_baseline import init_shared_autoencoder
 from core.base import BaseDeepClusterer
 from core.Conv import build_mlp_autoencoder
 from core.costs import boosted_target, dec_target
@@ -114,13 +114,7 @@ class DEC(BaseDeepClusterer):
         self.model_ = SelfTrainingNet(encoder, self.n_clusters)
 
     def _fit(self, X, y, seed):
-        if self.encoder_weights:
-            copy_pretrained_autoencoder(self.encoder_weights, self.model_.encoder)
-        else:
-            ae = AEKMeans(self.n_clusters, self.hidden_dims, self.latent_dim,
-                          epochs=self.pretrain_epochs, n_init=1, random_state=seed,
-                          deterministic=self.deterministic, verbose=self.verbose).fit(X)
-            self.model_.encoder.set_weights(ae.model_.encoder.get_weights())
+        init_shared_autoencoder(self, X, seed, self.model_.encoder)
         refresh, self.n_steps_ = self_train(
             self.model_, X, y, self.n_clusters, seed, batch_size=self.batch_size,
             update_interval=self.update_interval, maxiter=self.maxiter, tol=self.tol,

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from applications.ae_baseline import AEKMeans, copy_pretrained_autoencoder
+from applications.ae_baseline import init_shared_autoencoder
 from core.base import BaseDeepClusterer, require_unit_range
 from core.Conv import build_mlp_autoencoder
 from core.train import MetricsLogger, history_dict
@@ -233,14 +233,7 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
 
     def _init_from_autoencoder(self, X, seed):
         net = self.model_
-        if self.encoder_weights:
-            copy_pretrained_autoencoder(self.encoder_weights, net.mean_encoder, net.decoder)
-        else:
-            ae = AEKMeans(self.n_clusters, self.hidden_dims, self.latent_dim,
-                          epochs=self.pretrain_epochs, n_init=1, random_state=seed,
-                          deterministic=self.deterministic, verbose=self.verbose).fit(X)
-            net.mean_encoder.set_weights(ae.model_.encoder.get_weights())
-            net.decoder.set_weights(ae.model_.decoder.get_weights())
+        init_shared_autoencoder(self, X, seed, net.mean_encoder, net.decoder)
         # the AE's linear output approximates x; as logits, 8 x - 4 maps 0 -> 0.018, 1 -> 0.98
         out = net.decoder.layers[-1]
         kernel, bias = out.get_weights()
