@@ -193,8 +193,8 @@ class SpectralNet(BaseDeepClusterer):
     val_fraction : share of points held out to drive the learning-rate schedule (0.1).
     standardize : divide the features by their global standard deviation (one factor, so the
         geometry is unchanged). Ours: on raw features of large scale the tanh output layer
-        saturates at +-1 and the spectral stage settles on duplicated columns (measured on
-        blobs: ACC 0.5); upstream feeds raw features (``standardize=False``).
+        saturates at +-1 and the spectral stage settles on duplicated columns (the blob test of
+        tests/test_spectralnet.py failed); upstream feeds raw features (``standardize=False``).
     random_state, deterministic, verbose : as elsewhere.
     """
 
