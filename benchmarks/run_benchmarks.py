@@ -138,8 +138,8 @@ def render(rows, hardware, loads=(), shipped=()):
                   "shown (from `src/`) and scored right after training on the images of its "
                   "protocol. Single-seed numbers, not means; `train s` was measured while other "
                   "jobs shared the 2 cores unless stated, so it is an upper bound.", "",
-                  "| file | method | dataset | protocol | seed | ACC | NMI | ARI | steps | train s |"
-                  " published |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| file | method | dataset | protocol | seed | ACC | NMI | ARI | steps "
+                  "| train s | published |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for e in sorted(shipped, key=lambda e: e["file"]):
             lines.append(
                 f"| `{e['file']}` | {e['method']} | {e['dataset']} | {e['protocol']} | "

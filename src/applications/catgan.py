@@ -15,6 +15,7 @@ from keras import layers, ops
 
 from applications.infogan import GANClusterer
 from core.Conv import build_gan_generator, build_gan_trunk
+from core.train import TwoPlayerNet
 
 EPS = 1e-8
 
@@ -31,8 +32,10 @@ def catgan_losses(p_real, p_fake):
     return d_loss, g_loss
 
 
-class CatGANNet(keras.Model):
-    """Generator and K-way classifier D; two Adam optimizers."""
+class CatGANNet(TwoPlayerNet):
+    """Generator and K-way classifier D; two Adam(2e-4, beta_1 0.5) optimizers."""
+
+    tracker_names = ("d_loss", "g_loss", "h_marginal_real", "h_cond_real")
 
     def __init__(self, input_shape, n_clusters=10, noise_dim=100, leak=0.2, seed=None,
                  **kwargs):
@@ -45,21 +48,7 @@ class CatGANNet(keras.Model):
                                       layers.Dense(n_clusters, activation="softmax")(trunk.output),
                                       name="classifier")
         self.prior_seed = keras.random.SeedGenerator(0 if seed is None else int(seed) + 1)
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in
-                         ("d_loss", "g_loss", "h_marginal_real", "h_cond_real")}
-        self.build((None,) + self.image_shape)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self._finish_init(self.image_shape)
 
     def sample_prior(self, n, categories=None):
         """Uniform noise; CatGAN has no cluster code, so ``categories`` is ignored."""
@@ -84,11 +73,9 @@ class CatGANNet(keras.Model):
             _, g_loss = catgan_losses(p_real, self.classifier(fake, training=True))
         g_vars = self.generator.trainable_weights
         self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
-        for name, value in (("d_loss", d_loss), ("g_loss", g_loss),
-                            ("h_marginal_real", entropy(ops.mean(p_real, axis=0))),
-                            ("h_cond_real", ops.mean(entropy(p_real)))):
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return self._report(d_loss=d_loss, g_loss=g_loss,
+                            h_marginal_real=entropy(ops.mean(p_real, axis=0)),
+                            h_cond_real=ops.mean(entropy(p_real)))
 
 
 class CatGAN(GANClusterer):

@@ -17,12 +17,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from applications.ADDC import StageCheckpoint, read_progress
-from applications.vade import NonFiniteGuard
-from core.base import BaseDeepClusterer, require_images, require_unit_range
-from core.checkpoints import load_weights_verified
+from applications.infogan import GANClusterer
 from core.Conv import build_gan_generator, build_gan_trunk_model
-from core.train import MetricsLogger, history_dict, kmeans_labels, nearest_centre
+from core.train import TwoPlayerNet, kmeans_labels, nearest_centre
 
 
 def gradient_penalty(critic, real, fake, seed_generator, per_sample=True):
@@ -42,8 +39,13 @@ def gradient_penalty(critic, real, fake, seed_generator, per_sample=True):
     return ops.mean(ops.square(norms - 1.0))
 
 
-class ClusterGANNet(keras.Model):
-    """Generator, critic and encoder with two Adam optimizers (critic; generator + encoder)."""
+class ClusterGANNet(TwoPlayerNet):
+    """Generator, critic and encoder with two Adam optimizers (critic; generator + encoder),
+    Adam(1e-4, 0.5, 0.9) for both, as upstream."""
+
+    tracker_names = ("d_loss", "gp", "g_loss", "rec_n", "rec_c")
+    d_learning_rate = g_learning_rate = 1e-4
+    adam_betas = (0.5, 0.9)
 
     def __init__(self, input_shape, n_clusters, noise_dim=30, sigma=0.1, beta_n=10.0,
                  beta_c=10.0, gp_weight=10.0, n_critic=5, gp_per_sample=True, seed=None,
@@ -59,22 +61,7 @@ class ClusterGANNet(keras.Model):
         base = 0 if seed is None else int(seed)
         self.prior_seed = keras.random.SeedGenerator(base + 1)
         self.gp_seed = keras.random.SeedGenerator(base + 2)
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in
-                         ("d_loss", "gp", "g_loss", "rec_n", "rec_c")}
-        self.build((None,) + self.image_shape)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Adam(1e-4, 0.5, 0.9) for both, as upstream."""
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
+        self._finish_init(self.image_shape)
 
     def sample_prior(self, n, classes=None):
         """(z, z_n, class index): z_n ~ N(0, sigma^2 I), one-hot z_c with uniform classes."""
@@ -118,10 +105,7 @@ class ClusterGANNet(keras.Model):
             g_loss = adv + self.beta_n * rec_n + self.beta_c * rec_c
         variables = self.generator.trainable_weights + self.encoder.trainable_weights
         self.g_optimizer.apply(tape.gradient(g_loss, variables), variables)
-        for name, value in (("d_loss", d_loss), ("gp", gp), ("g_loss", g_loss),
-                            ("rec_n", rec_n), ("rec_c", rec_c)):
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return self._report(d_loss=d_loss, gp=gp, g_loss=g_loss, rec_n=rec_n, rec_c=rec_c)
 
 
 def backprop_decode(net, x, steps=100, learning_rate=0.05, l2_weight=0.01, clip=0.6,
@@ -161,7 +145,7 @@ def backprop_decode(net, x, steps=100, learning_rate=0.05, l2_weight=0.01, clip=
     return np.concatenate(labels).astype(np.int64), np.concatenate(best)
 
 
-class ClusterGAN(BaseDeepClusterer):
+class ClusterGAN(GANClusterer):
     """ClusterGAN (sklearn-style, images in [0, 1] of any shape).
 
     Parameters
@@ -182,7 +166,7 @@ class ClusterGAN(BaseDeepClusterer):
     labels_, model_ (``ClusterGANNet``), history_, n_steps_ (generator steps), kmeans_centres_.
     """
 
-    input_kind = "image"
+    net_name = "ClusterGAN"
 
     def __init__(self, n_clusters=10, noise_dim=30, sigma=0.1, beta_n=10.0, beta_c=10.0,
                  epochs=20, batch_size=64, n_critic=5, gp_weight=10.0, learning_rate=1e-4,
@@ -207,43 +191,33 @@ class ClusterGAN(BaseDeepClusterer):
         self.verbose = verbose
 
     def _build(self, input_shape, seed):
-        require_images(input_shape, "ClusterGAN")
         if self.predict_method not in ("head", "kmeans", "backprop"):
             raise ValueError(f"predict_method must be 'head', 'kmeans' or 'backprop', got "
                              f"{self.predict_method!r}")
-        self.model_ = ClusterGANNet(input_shape, self.n_clusters, self.noise_dim, self.sigma,
-                                    self.beta_n, self.beta_c, self.gp_weight, self.n_critic,
-                                    self.gp_per_sample, seed)
+        super()._build(input_shape, seed)
 
-    def _fit(self, X, y, seed):
-        require_unit_range(X, "ClusterGAN's sigmoid generator")
-        per_step = self.batch_size * self.n_critic
-        if len(X) < per_step:
-            raise ValueError(f"ClusterGAN needs at least batch_size * n_critic = {per_step} "
-                             f"images, got {len(X)}")
-        net, lr = self.model_, self.learning_rate
+    def _make_net(self, input_shape, seed):
+        return ClusterGANNet(input_shape, self.n_clusters, self.noise_dim, self.sigma,
+                             self.beta_n, self.beta_c, self.gp_weight, self.n_critic,
+                             self.gp_per_sample, seed)
+
+    def _images_per_step(self):
+        return self.batch_size * self.n_critic
+
+    def _compile(self, net):
+        lr = self.learning_rate
         net.compile(keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.9),
                     keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.9))
-        done, callbacks = 0, [NonFiniteGuard(monitor="g_loss")]
-        if self.checkpoint_dir:
-            from pathlib import Path
 
-            ckpt = Path(self.checkpoint_dir)
-            ckpt.mkdir(parents=True, exist_ok=True)
-            done = int(read_progress(ckpt).get("gan", 0))
-            if done and (ckpt / "last.weights.h5").is_file():
-                load_weights_verified(net, ckpt / "last.weights.h5")
-            callbacks.append(StageCheckpoint(ckpt, "gan", done))
-        logger = None
-        if y is not None and self.log_every:
-            logger = MetricsLogger(X, y, self._head_labels, self.log_every, verbose=self.verbose)
-            callbacks.insert(0, logger)
-        hist = net.fit(_Shuffled(X, per_step, seed), epochs=self.epochs,
-                       initial_epoch=min(done, self.epochs), verbose=2 if self.verbose else 0,
-                       callbacks=callbacks)
-        self.history_ = history_dict(hist, logger)
-        self.n_steps_ = self.epochs * (len(X) // per_step)
-        net.compile()
+    def _training_data(self, X, seed):
+        per_step = self._images_per_step()
+        return _Shuffled(X, per_step, seed), {}, len(X) // per_step
+
+    def _log_labels(self, X):
+        return self._head_labels(X)
+
+    def _fit(self, X, y, seed):
+        super()._fit(X, y, seed)
         if self.predict_method == "kmeans":
             self.kmeans_centres_ = kmeans_labels(self._latent(X), self.n_clusters, 0)[1]
 
@@ -262,6 +236,10 @@ class ClusterGAN(BaseDeepClusterer):
 
     def _transform(self, X):
         return self._latent(X)
+
+    def predict_proba(self, X):
+        """Softmax of the encoder's cluster logits."""
+        return _softmax(self._encode(self._validate(X, reset=False))[1])
 
     def _predict(self, X):
         if self.predict_method == "kmeans":

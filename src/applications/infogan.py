@@ -22,11 +22,15 @@ from applications.vade import NonFiniteGuard
 from core.base import BaseDeepClusterer, require_images, require_unit_range
 from core.checkpoints import load_weights_verified
 from core.Conv import build_gan_generator, build_gan_trunk
-from core.train import MetricsLogger, history_dict
+from core.train import MetricsLogger, TwoPlayerNet, history_dict
 
 
-class InfoGANNet(keras.Model):
-    """G, the shared D/Q trunk, the D and Q heads; two Adam optimizers (D+Q, G)."""
+class InfoGANNet(TwoPlayerNet):
+    """G, the shared D/Q trunk, the D and Q heads; two Adam optimizers (beta_1 0.5): 2e-4 for
+    D and Q, 1e-3 for G (upstream)."""
+
+    tracker_names = ("d_loss", "g_loss", "mi")
+    d_learning_rate, g_learning_rate = 2e-4, 1e-3
 
     def __init__(self, input_shape, n_categories=10, noise_dim=62, n_continuous=2,
                  info_weight=1.0, leak=0.01, seed=None, **kwargs):
@@ -45,21 +49,7 @@ class InfoGANNet(keras.Model):
         self.d_head.build((None, 1024))
         self.q_head.build((None, 1024))
         self.prior_seed = keras.random.SeedGenerator(0 if seed is None else int(seed) + 1)
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in ("d_loss", "g_loss", "mi")}
-        self.build((None,) + self.image_shape)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Adam beta_1 0.5: 2e-4 for D and Q, 1e-3 for G (upstream)."""
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-3, beta_1=0.5)
+        self._finish_init(self.image_shape)
 
     def sample_prior(self, n, categories=None):
         """(latent, category index, continuous codes)."""
@@ -109,9 +99,7 @@ class InfoGANNet(keras.Model):
             total_g = g_loss + self.info_weight * mi_g
         g_vars = self.generator.trainable_weights
         self.g_optimizer.apply(tape.gradient(total_g, g_vars), g_vars)
-        for name, value in (("d_loss", d_loss), ("g_loss", g_loss), ("mi", mi_g)):
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return self._report(d_loss=d_loss, g_loss=g_loss, mi=mi_g)
 
 
 class GANClusterer(BaseDeepClusterer):
@@ -127,13 +115,31 @@ class GANClusterer(BaseDeepClusterer):
         require_images(input_shape, self.net_name)
         self.model_ = self._make_net(input_shape, seed)
 
+    # hooks for nets that take more than one batch per step or their own optimizers
+    def _images_per_step(self):
+        return self.batch_size
+
+    def _compile(self, net):
+        net.compile()
+
+    def _training_data(self, X, seed):
+        """``(data, fit keyword arguments, generator steps per epoch)``."""
+        usable = (len(X) // self.batch_size) * self.batch_size   # whole batches (BN statistics)
+        order = np.random.default_rng(seed).permutation(len(X))[:usable]
+        return X[order], {"batch_size": self.batch_size, "shuffle": True}, usable // self.batch_size
+
+    def _log_labels(self, X):
+        return self._predict(X)
+
     def _fit(self, X, y, seed):
         require_unit_range(X, f"{self.net_name}'s sigmoid generator")
-        if len(X) < self.batch_size:
-            raise ValueError(f"{self.net_name} needs at least batch_size = {self.batch_size} "
-                             f"images, got {len(X)}")
+        need = self._images_per_step()
+        if len(X) < need:
+            what = "batch_size" if need == self.batch_size else "batch_size * n_critic"
+            raise ValueError(f"{self.net_name} needs at least {what} = {need} images, "
+                             f"got {len(X)}")
         net = self.model_
-        net.compile()
+        self._compile(net)
         done, callbacks = 0, [NonFiniteGuard(monitor="g_loss")]
         if self.checkpoint_dir:
             ckpt = Path(self.checkpoint_dir)
@@ -144,15 +150,13 @@ class GANClusterer(BaseDeepClusterer):
             callbacks.append(StageCheckpoint(ckpt, "gan", done))
         logger = None
         if y is not None and self.log_every:
-            logger = MetricsLogger(X, y, self._predict, self.log_every, verbose=self.verbose)
+            logger = MetricsLogger(X, y, self._log_labels, self.log_every, verbose=self.verbose)
             callbacks.insert(0, logger)
-        usable = (len(X) // self.batch_size) * self.batch_size   # whole batches (BN statistics)
-        rng = np.random.default_rng(seed)
-        hist = net.fit(X[rng.permutation(len(X))[:usable]], epochs=self.epochs,
-                       initial_epoch=min(done, self.epochs), batch_size=self.batch_size,
-                       shuffle=True, verbose=2 if self.verbose else 0, callbacks=callbacks)
+        data, fit_kwargs, steps_per_epoch = self._training_data(X, seed)
+        hist = net.fit(data, epochs=self.epochs, initial_epoch=min(done, self.epochs),
+                       verbose=2 if self.verbose else 0, callbacks=callbacks, **fit_kwargs)
         self.history_ = history_dict(hist, logger)
-        self.n_steps_ = self.epochs * (usable // self.batch_size)
+        self.n_steps_ = self.epochs * steps_per_epoch
         net.compile()
 
     def _transform(self, X):

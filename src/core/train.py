@@ -220,3 +220,42 @@ class TargetRefresh(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.batches.target[:] = self.target_fn(q)
+
+
+# ---------------------------------------------------------------------- two-player nets (GANs)
+
+class TwoPlayerNet(keras.Model):
+    """Base of the GAN nets: named loss trackers and two Adam optimizers, ``d_optimizer`` (the
+    discriminator side) and ``g_optimizer`` (the generator side), set by ``compile``.
+
+    Subclasses set ``tracker_names`` and the default rates/betas, build their networks, then
+    call ``_finish_init(image_shape)``; ``train_step`` ends with ``return self._report(...)``.
+    """
+
+    tracker_names = ()
+    d_learning_rate = g_learning_rate = 2e-4
+    adam_betas = (0.5, 0.999)
+
+    def _finish_init(self, image_shape):
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in self.tracker_names}
+        self.build((None,) + tuple(image_shape))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        super().compile(**kwargs)
+        beta_1, beta_2 = self.adam_betas
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(
+            self.d_learning_rate, beta_1=beta_1, beta_2=beta_2)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(
+            self.g_learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+    def _report(self, **values):
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
