@@ -80,14 +80,14 @@ class AEKMeans(BaseDeepClusterer):
     def _fit(self, X, y, seed):
         x_in = keras.Input(self.model_.encoder.input_shape[1:])
         ae = keras.Model(x_in, self.model_.decoder(self.model_.encoder(x_in)), name="autoencoder")
+        # (FCAEKMeans reuses this fit with its conv networks)
         ae.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
         timer = TimeHistory()
         callbacks = [timer]
         logger = None
         if y is not None and self.log_every:
             def quick_labels(x):
-                return kmeans_labels(self.model_.encoder.predict(x, 4096, verbose=0),
-                                     self.n_clusters, seed, n_init=1)[0]
+                return kmeans_labels(self._transform(x), self.n_clusters, seed, n_init=1)[0]
             logger = MetricsLogger(X, y, quick_labels, every=self.log_every, verbose=self.verbose)
             callbacks.append(logger)
         hist = ae.fit(X, X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,

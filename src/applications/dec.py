@@ -60,7 +60,44 @@ def _embed_all(net, X, batch_size=4096):
                            for i in range(0, len(X), batch_size)])
 
 
-class DEC(BaseDeepClusterer):
+class SelfTrainingClusterer(BaseDeepClusterer):
+    """What DEC and DBC share: a ``SelfTrainingNet`` model, the self-training fit over the
+    pretrained encoder, soft assignments and the centre table. Subclasses build ``model_`` and
+    load the pretrained encoder in ``_init_encoder``."""
+
+    momentum = 0.9   # SGD momentum of subclasses without the parameter
+
+    def _init_encoder(self, X, seed):
+        raise NotImplementedError
+
+    def _fit(self, X, y, seed):
+        self._init_encoder(X, seed)
+        refresh, self.n_steps_ = self_train(
+            self.model_, X, y, self.n_clusters, seed, batch_size=self.batch_size,
+            update_interval=self.update_interval, maxiter=self.maxiter, tol=self.tol,
+            target_fn=make_target_fn(self.target, self.boost_alpha),
+            optimizer=make_optimizer(self.optimizer, self.learning_rate, self.momentum),
+            n_init=self.n_init, verbose=self.verbose)
+        self.history_ = refresh.history
+        self.converged_ = refresh.converged
+
+    @property
+    def cluster_centers_(self):
+        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
+
+    def _transform(self, X):
+        return _embed_all(self.model_, X)
+
+    def soft_assignments(self, X):
+        """Student-t scores Q of ``X``."""
+        X = self._validate(X, reset=False)
+        return self.model_.predict(X, batch_size=1024, verbose=0)
+
+    def _predict(self, X):
+        return self.model_.predict(X, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
+
+
+class DEC(SelfTrainingClusterer):
     """Deep embedded clustering (sklearn-style, flat inputs).
 
     Parameters
@@ -113,28 +150,5 @@ class DEC(BaseDeepClusterer):
                                               self.latent_dim, seed=seed)
         self.model_ = SelfTrainingNet(encoder, self.n_clusters)
 
-    def _fit(self, X, y, seed):
+    def _init_encoder(self, X, seed):
         init_shared_autoencoder(self, X, seed, self.model_.encoder)
-        refresh, self.n_steps_ = self_train(
-            self.model_, X, y, self.n_clusters, seed, batch_size=self.batch_size,
-            update_interval=self.update_interval, maxiter=self.maxiter, tol=self.tol,
-            target_fn=make_target_fn(self.target, self.boost_alpha),
-            optimizer=make_optimizer(self.optimizer, self.learning_rate, self.momentum),
-            n_init=self.n_init, verbose=self.verbose)
-        self.history_ = refresh.history
-        self.converged_ = refresh.converged
-
-    @property
-    def cluster_centers_(self):
-        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
-
-    def _transform(self, X):
-        return _embed_all(self.model_, X)
-
-    def soft_assignments(self, X):
-        """Student-t scores Q of ``X``."""
-        X = self._validate(X, reset=False)
-        return self.model_.predict(X, batch_size=4096, verbose=0)
-
-    def _predict(self, X):
-        return self.model_.predict(X, batch_size=4096, verbose=0).argmax(1).astype(np.int64)

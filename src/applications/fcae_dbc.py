@@ -14,12 +14,12 @@ The FCAE layout and alpha are our reading of the paper, which we could not check
 import keras
 import numpy as np
 
-from applications.ae_baseline import resolve_checkpoint
-from applications.dec import make_optimizer, make_target_fn, self_train
-from core.base import BaseDeepClusterer, require_images
+from applications.ae_baseline import AEKMeans, resolve_checkpoint
+from applications.dec import SelfTrainingClusterer, make_target_fn
+from core.base import require_images
 from core.Conv import build_fcae
 from core.layer import ClusteringLayer
-from core.train import SelfTrainingNet, TimeHistory, kmeans_labels, nearest_centre
+from core.train import SelfTrainingNet
 
 
 def _flat(z):
@@ -45,18 +45,18 @@ class FCAENet(keras.Model):
         return self.decoder(self.encoder(x, training=training), training=training)
 
 
-class FCAEKMeans(BaseDeepClusterer):
+class FCAEKMeans(AEKMeans):
     """Fully convolutional autoencoder (MSE, Adam) + k-means on its flattened code map.
 
     Parameters: ``n_clusters``, ``code_channels``, ``filters``, ``epochs``, ``batch_size``,
-    ``learning_rate``, ``n_init``, ``random_state``, ``verbose``.
+    ``learning_rate``, ``n_init``, ``log_every``, ``random_state``, ``verbose``.
     Attributes: ``labels_``, ``cluster_centers_``, ``model_`` (``FCAENet``), ``history_``.
     """
 
     input_kind = "image"
 
     def __init__(self, n_clusters=10, code_channels=10, filters=(32, 64, 128), epochs=50,
-                 batch_size=256, learning_rate=1e-3, n_init=20, random_state=None,
+                 batch_size=256, learning_rate=1e-3, n_init=20, log_every=0, random_state=None,
                  deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.code_channels = code_channels
@@ -65,6 +65,7 @@ class FCAEKMeans(BaseDeepClusterer):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.n_init = n_init
+        self.log_every = log_every
         self.random_state = random_state
         self.deterministic = deterministic
         self.verbose = verbose
@@ -74,35 +75,15 @@ class FCAEKMeans(BaseDeepClusterer):
         self.model_ = FCAENet(input_shape, self.n_clusters, self.code_channels, self.filters,
                               seed)
 
-    def _fit(self, X, y, seed):
-        x_in = keras.Input(self.input_shape_)
-        ae = keras.Model(x_in, self.model_.decoder(self.model_.encoder(x_in)), name="fcae")
-        ae.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
-        timer = TimeHistory()
-        hist = ae.fit(X, X, epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
-                      verbose=self.verbose, callbacks=[timer])
-        self.history_ = {"loss": [float(v) for v in hist.history.get("loss", [])],
-                         "epoch_seconds": timer.epoch_seconds}
-        self.n_steps_ = int(self.epochs * np.ceil(len(X) / self.batch_size))
-        _, centres = kmeans_labels(self._transform(X), self.n_clusters, seed, self.n_init)
-        self.model_.clustering.clusters.assign(centres)
-
-    @property
-    def cluster_centers_(self):
-        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
-
     def _transform(self, X):
         return _flat(self.model_.encoder.predict(X, batch_size=1024, verbose=0))
-
-    def _predict(self, X):
-        return nearest_centre(self._transform(X), self.cluster_centers_)
 
     def reconstruct(self, X):
         X = self._validate(X, reset=False)
         return self.model_.predict(X, batch_size=1024, verbose=0)
 
 
-class DBC(BaseDeepClusterer):
+class DBC(SelfTrainingClusterer):
     """Discriminatively boosted clustering (sklearn-style, images of any shape).
 
     Parameters
@@ -156,43 +137,19 @@ class DBC(BaseDeepClusterer):
         # the decoder rides along so that checkpoints keep it for reconstructions
         self.model_ = SelfTrainingNet(encoder, self.n_clusters, decoder=decoder)
 
-    def _fit(self, X, y, seed):
+    def _init_encoder(self, X, seed):
         if self.fcae_weights:
             fcae = FCAEKMeans.load(resolve_checkpoint(self.fcae_weights))
-            for ours, theirs in ((self.model_.encoder, fcae.model_.encoder),
-                                 (self.model_.decoder, fcae.model_.decoder)):
-                if [w.shape for w in ours.weights] != [w.shape for w in theirs.weights]:
-                    raise ValueError(f"the FCAE in {self.fcae_weights} does not match "
-                                     f"code_channels/filters/input shape of this estimator")
-                ours.set_weights(theirs.get_weights())
         else:
             fcae = FCAEKMeans(self.n_clusters, self.code_channels, self.filters,
                               epochs=self.pretrain_epochs, n_init=1, random_state=seed,
                               deterministic=self.deterministic, verbose=self.verbose).fit(X)
-            self.model_.encoder.set_weights(fcae.model_.encoder.get_weights())
-            self.model_.decoder.set_weights(fcae.model_.decoder.get_weights())
-        refresh, self.n_steps_ = self_train(
-            self.model_, X, y, self.n_clusters, seed, batch_size=self.batch_size,
-            update_interval=self.update_interval, maxiter=self.maxiter, tol=self.tol,
-            target_fn=make_target_fn(self.target, self.boost_alpha),
-            optimizer=make_optimizer(self.optimizer, self.learning_rate),
-            n_init=self.n_init, verbose=self.verbose)
-        self.history_ = refresh.history
-        self.converged_ = refresh.converged
-
-    @property
-    def cluster_centers_(self):
-        return keras.ops.convert_to_numpy(self.model_.clustering.clusters)
-
-    def _transform(self, X):
-        return _flat(self.model_.encoder.predict(X, batch_size=1024, verbose=0))
-
-    def _predict(self, X):
-        return self.model_.predict(X, batch_size=1024, verbose=0).argmax(1).astype(np.int64)
-
-    def soft_assignments(self, X):
-        X = self._validate(X, reset=False)
-        return self.model_.predict(X, batch_size=1024, verbose=0)
+        for ours, theirs in ((self.model_.encoder, fcae.model_.encoder),
+                             (self.model_.decoder, fcae.model_.decoder)):
+            if [w.shape for w in ours.weights] != [w.shape for w in theirs.weights]:
+                raise ValueError(f"the FCAE in {self.fcae_weights} does not match "
+                                 f"code_channels/filters/input shape of this estimator")
+            ours.set_weights(theirs.get_weights())
 
     def reconstruct(self, X):
         """FCAE reconstructions through the fine-tuned encoder and the pretrained decoder."""
