@@ -4,8 +4,9 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from core.pairs import (create_pairs_from_labeled_data, create_pairs_from_unlabeled_data,
-                        get_scale, knn_indices, neighbours_from_precomputed)
+from core.pairs import (approximate_knn_indices, create_pairs_from_labeled_data,
+                        create_pairs_from_unlabeled_data, get_scale, knn_indices,
+                        neighbours_from_precomputed)
 from core.train import LearningHandler
 
 X, Y = make_blobs(200, n_features=5, centers=4, random_state=42)
@@ -84,3 +85,38 @@ def test_learning_handler_drops_then_stops():
     assert handler.lr_history[-1] <= 1e-6 and len(handler.lr_history) < 50
     with pytest.raises(KeyError, match="monitors 'val_loss'"):
         model.fit(x, np.zeros((16, 1)), epochs=1, verbose=0, callbacks=[LearningHandler()])
+
+
+def _recall(exact, approx):
+    return np.mean([len(set(a) & set(b)) / exact.shape[1] for a, b in zip(exact, approx)])
+
+
+@pytest.mark.parametrize("k", [2, 5, 10])
+def test_approximate_knn_finds_most_exact_neighbours(digits, k):
+    x = digits.x.reshape(len(digits.x), -1)
+    approx = approximate_knn_indices(x, k, seed=0)
+    assert approx.shape == (len(x), k)
+    assert not (approx == np.arange(len(x))[:, None]).any()          # never the point itself
+    assert all(len(set(row)) == k for row in approx)                  # k distinct neighbours
+    assert _recall(knn_indices(x, k), approx) > 0.9
+    # nearest first: distances along each row never decrease
+    dist = np.linalg.norm(x[approx] - x[:, None, :], axis=2)
+    assert (np.diff(dist, axis=1) >= -1e-4).all()
+
+
+def test_approximate_knn_more_trees_more_recall_and_seeded(digits):
+    x = digits.x.reshape(len(digits.x), -1)
+    exact = knn_indices(x, 5)
+    one = _recall(exact, approximate_knn_indices(x, 5, n_trees=1, leaf_size=16, seed=0))
+    many = _recall(exact, approximate_knn_indices(x, 5, n_trees=20, leaf_size=16, seed=0))
+    assert many > one
+    np.testing.assert_array_equal(approximate_knn_indices(x, 5, seed=3),
+                                  approximate_knn_indices(x, 5, seed=3))
+
+
+def test_approximate_knn_rejects_bad_k():
+    x = np.random.default_rng(0).random((10, 3))
+    with pytest.raises(ValueError, match="k=10"):
+        approximate_knn_indices(x, 10)
+    with pytest.raises(ValueError, match="n_trees"):
+        approximate_knn_indices(x, 2, n_trees=0)

@@ -41,6 +41,11 @@ def test_input_space_knn_affinity():
         SpectralNet(**{**FAST, "affinity": "full"}).fit(X)
 
 
+def test_approximate_siamese_neighbours():
+    est = SpectralNet(**{**FAST, "approx_knn": True}).fit(X)
+    assert acc(Y, est.labels_) > 0.95
+
+
 def test_code_space_of_a_saved_autoencoder(digits, tmp_path):
     ae = AEKMeans(hidden_dims=(128, 128, 256), epochs=15, batch_size=64, n_init=5,
                   random_state=0).fit(digits.x)

@@ -17,7 +17,8 @@ import numpy as np
 from core import costs
 from core.base import BaseDeepClusterer
 from core.layer import ClusteringLayer, Orthonorm
-from core.pairs import create_pairs_from_unlabeled_data, get_scale, knn_indices
+from core.pairs import (approximate_knn_indices, create_pairs_from_unlabeled_data, get_scale,
+                        knn_indices)
 from core.train import LearningHandler, kmeans_labels, nearest_centre
 
 
@@ -187,6 +188,8 @@ class SpectralNet(BaseDeepClusterer):
     affinity : ``"siamese"`` (kNN affinity on siamese outputs) or ``"knn"`` (on the features).
     siam_k, siam_tot_pairs, siam_epochs, siam_batch_size, siam_lr, siam_patience : siamese stage
         (upstream: 2, 600000, 400, 128, 1e-3, 10).
+    approx_knn : find the siamese neighbours with ``approximate_knn_indices`` (a random-projection
+        forest, upstream's ``use_approx`` route; ours is NumPy, not Annoy) instead of exact kNN.
     spec_epochs, spec_batch_size, spec_steps, spec_lr, spec_patience : spectral stage
         (upstream: 400, 1024, 100, 1e-3, 20).
     n_nbrs, scale_nbr : affinity neighbours and the neighbour defining the scale (3, 2).
@@ -201,10 +204,10 @@ class SpectralNet(BaseDeepClusterer):
     input_kind = "flat"
 
     def __init__(self, n_clusters=10, encoder_weights=None, encoder_hidden_dims=(500, 500, 2000),
-                 code_dim=10, affinity="siamese",
-                 siam_k=2, siam_tot_pairs=600000, siam_epochs=400, siam_batch_size=128,
-                 siam_lr=1e-3, siam_patience=10, spec_epochs=400, spec_batch_size=1024,
-                 spec_steps=100, spec_lr=1e-3, spec_patience=20, n_nbrs=3, scale_nbr=2,
+                 code_dim=10, affinity="siamese", siam_k=2, approx_knn=False,
+                 siam_tot_pairs=600000, siam_epochs=400, siam_batch_size=128, siam_lr=1e-3,
+                 siam_patience=10, spec_epochs=400, spec_batch_size=1024, spec_steps=100,
+                 spec_lr=1e-3, spec_patience=20, n_nbrs=3, scale_nbr=2,
                  scale_with_replacement=False, val_fraction=0.1, standardize=True, n_init=10,
                  random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
@@ -213,6 +216,7 @@ class SpectralNet(BaseDeepClusterer):
         self.code_dim = code_dim
         self.affinity = affinity
         self.siam_k = siam_k
+        self.approx_knn = approx_knn
         self.siam_tot_pairs = siam_tot_pairs
         self.siam_epochs = siam_epochs
         self.siam_batch_size = siam_batch_size
@@ -249,6 +253,11 @@ class SpectralNet(BaseDeepClusterer):
         copy_pretrained_autoencoder(self.encoder_weights, self.model_.encoder,
                                     params="encoder_hidden_dims/code_dim")
 
+    def _neighbours(self, x, seed):
+        if self.approx_knn:
+            return approximate_knn_indices(x, self.siam_k, seed=seed)
+        return knn_indices(x, self.siam_k)
+
     def _fit(self, X, y, seed):
         net = self.model_
         if self.encoder_weights:
@@ -266,13 +275,13 @@ class SpectralNet(BaseDeepClusterer):
         if self.affinity == "siamese":
             siamese = SiameseNet(net.siamese)
             siamese.compile(optimizer=keras.optimizers.RMSprop(self.siam_lr))
-            pairs, labels = create_pairs_from_unlabeled_data(knn_indices(train, self.siam_k),
+            pairs, labels = create_pairs_from_unlabeled_data(self._neighbours(train, seed),
                                                              self.siam_tot_pairs, seed)
             data = PairBatches(train, pairs, labels, self.siam_batch_size, seed)
             val_data = None
             if n_val > self.siam_k:
-                vpairs, vlabels = create_pairs_from_unlabeled_data(knn_indices(val, self.siam_k),
-                                                                   self.siam_tot_pairs, seed + 1)
+                vpairs, vlabels = create_pairs_from_unlabeled_data(
+                    self._neighbours(val, seed + 1), self.siam_tot_pairs, seed + 1)
                 val_data = PairBatches(val, vpairs, vlabels, self.siam_batch_size, seed + 1)
             hist = siamese.fit(data, validation_data=val_data, epochs=self.siam_epochs,
                                verbose=self.verbose, callbacks=[LearningHandler(

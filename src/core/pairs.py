@@ -19,6 +19,74 @@ def knn_indices(x, k):
     return _drop_self(idx)
 
 
+def approximate_knn_indices(x, k, n_trees=10, leaf_size=64, seed=0):
+    """Approximate kNN (self excluded) from a forest of random-projection trees, the role Annoy
+    plays in upstream's ``use_approx`` route (our own NumPy implementation, not Annoy's).
+
+    Each tree splits a node at the median of its points' projections on the direction between
+    two random members, down to leaves of at most ``leaf_size`` points; every point's candidates
+    are the members of its leaves over all trees, ranked by exact Euclidean distance. Returns
+    ``(n, k)`` int64 indices, nearest first; more trees give a higher recall.
+    """
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    n = len(x)
+    if k < 1 or k >= n:
+        raise ValueError(f"k={k} neighbours need 1 <= k < number of points ({n})")
+    if n_trees < 1:
+        raise ValueError(f"n_trees must be >= 1, got {n_trees}")
+    leaf_size = max(int(leaf_size), 2 * k + 2)
+    rng = np.random.default_rng(seed)
+    sq_norms = np.einsum("ij,ij->i", x, x)
+    best_idx = np.full((n, k), -1, np.int64)
+    best_dist = np.full((n, k), np.inf, np.float32)
+    for _ in range(n_trees):
+        tree_idx = np.full((n, k), -1, np.int64)
+        tree_dist = np.full((n, k), np.inf, np.float32)
+        for leaf in _rp_tree_leaves(x, leaf_size, rng):
+            d = (sq_norms[leaf][:, None] + sq_norms[leaf][None, :]
+                 - 2.0 * x[leaf] @ x[leaf].T)
+            np.fill_diagonal(d, np.inf)
+            m = min(k, len(leaf) - 1)
+            top = np.argpartition(d, m - 1, axis=1)[:, :m] if m < len(leaf) - 1 else np.argsort(
+                d, axis=1)[:, :m]
+            tree_idx[leaf, :m] = leaf[top]
+            tree_dist[leaf, :m] = np.take_along_axis(d, top, axis=1)
+        best_idx, best_dist = _merge_candidates(best_idx, best_dist, tree_idx, tree_dist, k)
+    if (best_idx < 0).any():   # cannot happen with leaves of >= 2k + 2 points; kept as a guard
+        raise RuntimeError("approximate kNN left a point with fewer than k candidates")
+    return best_idx
+
+
+def _rp_tree_leaves(x, leaf_size, rng):
+    """Index arrays of the leaves of one random-projection tree over the rows of ``x``."""
+    stack, leaves = [np.arange(len(x))], []
+    while stack:
+        node = stack.pop()
+        if len(node) <= leaf_size:
+            leaves.append(node)
+            continue
+        a, b = rng.choice(node, size=2, replace=False)
+        proj = x[node] @ (x[a] - x[b])
+        order = np.argsort(proj + 1e-6 * rng.standard_normal(len(node)), kind="stable")
+        half = len(node) // 2   # median split: balanced, so the recursion always ends
+        stack += [node[order[:half]], node[order[half:]]]
+    return leaves
+
+
+def _merge_candidates(idx_a, dist_a, idx_b, dist_b, k):
+    """Per row, the k nearest distinct candidates of two ``(n, k)`` candidate tables."""
+    idx = np.concatenate([idx_a, idx_b], axis=1)
+    dist = np.concatenate([dist_a, dist_b], axis=1)
+    order = np.argsort(idx, axis=1, kind="stable")
+    idx, dist = np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
+    repeated = np.zeros_like(idx, dtype=bool)
+    repeated[:, 1:] = (idx[:, 1:] == idx[:, :-1]) & (idx[:, 1:] >= 0)
+    dist = np.where(repeated | (idx < 0), np.inf, dist)
+    order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    idx, dist = np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
+    return np.where(np.isinf(dist), -1, idx), dist
+
+
 def _drop_self(idx):
     """Remove each row's own index (normally first; with duplicate points it may be elsewhere or
     missing, in which case the farthest neighbour is dropped)."""
