@@ -27,6 +27,13 @@ PUBLISHED = {
     ("ae-gmm", "mnist"): "0.822 (VaDE paper, [mem])",
     ("dec", "mnist"): "0.843 (paper); 0.91 / NMI 0.87 (DEC-keras, [readme])",
     ("dec", "fashion"): "0.62 / NMI 0.65 (DEC-keras, [readme])",
+    ("ae-kmeans", "fashion"): "– (field: 0.60–0.68 for AE-based methods, METHODS.md §14.2)",
+    ("ae-gmm", "fashion"): "– (field: 0.60–0.68 for AE-based methods, METHODS.md §14.2)",
+    ("dagmc", "mnist"): "≈ 0.94 (paper, unverified; issue target 0.90)",
+    ("dbc", "mnist"): "0.964 / NMI 0.917 (paper); issue target 0.95",
+    ("fcae-kmeans", "mnist"): "– (DBC's FCAE + k-means stage)",
+    ("vae-gmm", "mnist"): "0.73 (VaDE paper, [mem])",
+    ("vae-kmeans", "mnist"): "– (VaDE paper gives VAE+GMM 0.73)",
     ("vade", "mnist"): "0.9446 (upstream README, 3000 epochs)",
     ("spectralnet", "mnist"): "0.971 / NMI 0.924 (paper)",
     ("alrdc", "mnist"): "not recovered (METHODS.md §4.7); issue target 0.97",
@@ -96,7 +103,7 @@ def _mean_std(values):
     return f"{mean:.4f} ± {std:.4f}"
 
 
-def render(rows, hardware, loads=(), shipped=()):
+def render(rows, hardware, loads=(), shipped=(), knn=()):
     groups = {}
     for row in rows:
         groups.setdefault((row["method"], row["dataset"], row["protocol"]), []).append(row)
@@ -132,6 +139,17 @@ def render(rows, hardware, loads=(), shipped=()):
                   "| dataset | protocol | images | median seconds |", "|---|---|---|---|"]
         lines += [f"| {r['dataset']} | {r['protocol']} | {r['n']} | {r['median_seconds']:.3f} |"
                   for r in loads]
+    if knn:
+        lines += ["", "## Siamese kNN: exact vs approximate", "",
+                  "`core.pairs.knn_indices` (exact, sklearn) against `approximate_knn_indices` "
+                  "(random-projection forest, SpectralNet's `approx_knn=True`); recall = share of "
+                  "the exact k neighbours found. From `benchmarks/knn_benchmark.py` (from `src/`).",
+                  "", "| dataset | space | n × dim | k | trees | exact s | approx s | recall |"
+                  " hardware |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['space']} | {r['n']} × {r['dim']} | {r['k']} | "
+                  f"{r['n_trees']} | {r['exact_seconds']:.1f} | {r['approx_seconds']:.1f} | "
+                  f"{r['recall']:.4f} | {r['hardware']} |" for r in knn]
+        lines += [""] + [f"- `{r['command']}`" for r in knn]
     if shipped:
         lines += ["", "## Shipped checkpoints (one seed each)", "",
                   "From `pretrained/manifest.json`: each file was trained once with the command "
@@ -218,7 +236,9 @@ def main(argv=None):
     hardware = rows[0]["hardware"] if rows else hardware_string()
     manifest = ROOT / "pretrained" / "manifest.json"
     shipped = json.loads(manifest.read_text()) if manifest.is_file() else []
-    Path(args.output).write_text(render(rows, hardware, loads, shipped))
+    knn_path = results_path.with_name(results_path.stem + "_knn.json")
+    knn = json.loads(knn_path.read_text()) if knn_path.is_file() else []
+    Path(args.output).write_text(render(rows, hardware, loads, shipped, knn))
     print(f"wrote {args.output}")
     return 0
 

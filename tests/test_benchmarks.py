@@ -23,3 +23,18 @@ def test_runner_writes_rows_and_table(tmp_path):
                                 "--results", str(results), "--output", str(output),
                                 "--skip-done"]) == 0
     assert len(json.loads(results.read_text())) == 2
+
+
+def test_knn_benchmark_row_is_rendered(tmp_path):
+    import knn_benchmark
+
+    results = tmp_path / "results.json"
+    assert knn_benchmark.main(["--dset", "digits", "--k", "3",
+                               "--results", str(tmp_path / "results_knn.json")]) == 0
+    row = json.loads((tmp_path / "results_knn.json").read_text())[0]
+    assert row["n"] == 1797 and row["dim"] == 64 and 0.9 < row["recall"] <= 1.0
+    results.write_text("[]")
+    output = tmp_path / "BENCH.md"
+    assert run_benchmarks.main(["--render-only", "--results", str(results),
+                                "--output", str(output)]) == 0
+    assert "| digits | pixels | 1797 × 64 | 3 | 10 |" in output.read_text()
