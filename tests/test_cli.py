@@ -101,10 +101,36 @@ _SLOW = pytest.mark.slow
                                     pytest.param("clustergan", marks=_SLOW),
                                     pytest.param("infogan", marks=_SLOW)])
 def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
+    with_plots = method in ("alrdc", "catgan")   # figures checked on two cheap runs
     assert main(["--dset", "digits", "--method", method, "--train", "--epochs", "2",
-                 "--out", str(tmp_path), "--no-plots", "--verbose", "0"]) == 0
+                 "--out", str(tmp_path), "--verbose", "0"]
+                + ([] if with_plots else ["--no-plots"])) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_scored"] == 1797 and 0.0 <= metrics["acc"] <= 1.0
     assert (tmp_path / "model.weights.h5").is_file()
     if method == "alrdc":
         assert set(metrics["robustness"]) >= {"clean", "adversarial", "pgd@0.5", "mean_shift"}
+        # ACC against epochs over the three stages (2 each), drawn into training.png
+        assert [x for x, _ in metrics["curves"]["pretrain clean ACC"]] == [1.0, 2.0]
+        assert len(metrics["curves"]["defense learned-attack ACC"]) == 2
+        assert (tmp_path / "training.png").stat().st_size > 0
+    if method == "catgan":
+        assert (tmp_path / "samples.png").stat().st_size > 0
+
+
+def test_training_curves_read_every_history_format():
+    from applications.run import training_curves
+
+    rounds = [{"round": 0, "confident_share": 0.2, "mean_max_q": 0.3, "acc": 0.5},
+              {"round": 1, "confident_share": 0.4, "mean_max_q": 0.5, "changed": 0.1, "acc": 0.6}]
+    curves = training_curves(rounds)
+    assert curves["confident_share"] == [[0.0, 0.2], [1.0, 0.4]]
+    assert curves["changed"] == [[1.0, 0.1]] and curves["acc"][-1] == [1.0, 0.6]
+    logged = {"loss": [1.0, 0.5], "metrics": [{"epoch": 5, "acc": 0.7, "nmi": 0.6}]}
+    assert training_curves(logged) == {"acc": [[5.0, 0.7]], "nmi": [[5.0, 0.6]]}
+    staged = {"pretrain": {"metrics": [{"epoch": 1, "acc": 0.4, "nmi": 0.3}]},
+              "joint": {"metrics": [{"epoch": 2, "acc": 0.8, "nmi": 0.7}]}}
+    assert set(training_curves(staged)) == {"pretrain acc", "pretrain nmi", "joint acc",
+                                            "joint nmi"}
+    assert training_curves({"loss": [1.0], "metrics": []}) == {}
+    assert training_curves(None) == {}

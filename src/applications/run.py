@@ -257,6 +257,9 @@ def main(argv=None):
         print(f"clustered {len(labels)} points into {len(set(labels.tolist()))} clusters")
     if hasattr(est, "robustness"):
         result["robustness"] = _robustness(est, ds, args)
+    curves = training_curves(getattr(est, "history_", None)) if args.train else {}
+    if curves:
+        result["curves"] = curves
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.train:
         np_labels = out / "labels.txt"
@@ -280,6 +283,11 @@ def main(argv=None):
 
     if not args.no_plots:
         _write_plots(est, ds, labels, out, args)
+        if curves:
+            from core.plot_2d import plot_curves
+
+            plot_curves(curves, out / "training.png", xlabel=curves_xlabel(est.history_),
+                        title=f"{args.method} on {dset_name}: scores during training")
     print(f"wrote {out}/metrics.json" + ("" if args.no_plots else " and PNG figures"))
     return 0
 
@@ -330,6 +338,73 @@ def _write_plots(est, ds, labels, out, args):
             rows.append(est.reconstruct(pick, adversarial=True).reshape(pick.shape))
             titles.append("adversarial reconstruction G(mu + A(x))")
         plot_image_grid(rows, out / "reconstructions.png", row_titles=titles)
+    if hasattr(est, "sample") and ds.x_eval.ndim == 4:
+        grid = _samples_by_cluster(est, args.seed)
+        plot_image_grid(list(grid), out / "samples.png",
+                        row_titles=[f"cluster {k}" for k in range(len(grid))],
+                        title=f"{args.method}: generated samples, one row per cluster code")
+    if hasattr(est, "interpolate") and ds.x_eval.ndim == 4:
+        k = est.n_clusters
+        pairs = [(i, (i + 1) % k) for i in range(0, min(k, 10), 2)]
+        plot_image_grid([est.interpolate(a, b, seed=args.seed) for a, b in pairs],
+                        out / "interpolation.png", row_titles=[f"{a} -> {b}" for a, b in pairs],
+                        title=f"{args.method}: convex combinations of two one-hot codes")
+
+
+def _samples_by_cluster(est, seed, per_cluster=10):
+    """``(K, n, h, w, c)`` generated images; CatGAN has no cluster code, so its samples are
+    grouped by the cluster its classifier gives them (short rows are padded with blanks)."""
+    import inspect
+
+    import numpy as np
+
+    if "n_samples" in inspect.signature(est.sample).parameters:
+        out = est.sample(per_cluster * est.n_clusters * 3, seed=seed)
+    else:
+        out = est.sample(per_cluster, seed=seed)
+    if not isinstance(out, tuple):
+        return out
+    images, labels = out
+    grid = np.zeros((est.n_clusters, per_cluster) + images.shape[1:], images.dtype)
+    for k in range(est.n_clusters):
+        members = images[labels == k][:per_cluster]
+        grid[k, :len(members)] = members
+    return grid
+
+
+def training_curves(history):
+    """Scores recorded during training as ``{name: [[x, y], ...]}`` (ACC against epochs, rounds
+    of self-training, or ALRDC's epochs over all stages); empty when none were recorded."""
+    curves = {}
+
+    def add(name, x, y):
+        if y is not None:
+            curves.setdefault(name, []).append([float(x), float(y)])
+
+    if isinstance(history, list):   # DEC/DBC rounds or ALRDC's per-epoch rows
+        for i, row in enumerate(history):
+            if "round" in row:
+                for key in ("acc", "nmi", "confident_share", "mean_max_q", "changed"):
+                    add(key, row["round"], row.get(key))
+            elif "stage" in row:
+                add(f"{row['stage']} clean ACC", i + 1, row.get("clean", {}).get("acc"))
+                add(f"{row['stage']} learned-attack ACC", i + 1,
+                    row.get("adversarial", {}).get("acc"))
+    elif isinstance(history, dict):
+        stages = {k: v for k, v in history.items() if isinstance(v, dict) and "metrics" in v}
+        for stage, part in (stages or {"": history}).items():
+            for row in part.get("metrics", []) if isinstance(part, dict) else []:
+                for key in ("acc", "nmi"):
+                    add(f"{stage} {key}".strip(), row["epoch"], row.get(key))
+    return curves
+
+
+def curves_xlabel(history):
+    if isinstance(history, list) and history and "round" in history[0]:
+        return "self-training round (update_interval steps each)"
+    if isinstance(history, list):
+        return "epoch (all stages in order)"
+    return "epoch"
 
 
 if __name__ == "__main__":
