@@ -317,3 +317,18 @@ def test_dagmc_trains_all_phases_and_round_trips(shared_ae, digits, tmp_path):
     np.testing.assert_array_equal(again.labels_, est.labels_)
     est.save(tmp_path / "dagmc")
     np.testing.assert_array_equal(DAGMC.load(tmp_path / "dagmc").predict(digits.x), est.labels_)
+
+
+def test_dagmc_keeps_the_epoch_with_the_lowest_mixture_nll(shared_ae, digits):
+    from applications.dagmc import DAGMC
+
+    est = DAGMC(encoder_weights=shared_ae[1], epochs=8, batch_size=64, gmm_n_init=2,
+                stop_patience=2, random_state=0, **AE).fit(digits.x)
+    nll = est.history_["nll"]
+    assert est.best_epoch_ == int(np.argmin(nll)) + 1
+    # either every epoch ran, or training stopped exactly `stop_patience` epochs after the best
+    assert len(nll) == 8 or len(nll) == est.best_epoch_ + 2
+    assert est.n_steps_ == len(nll) * int(np.ceil(len(digits.x) / 64))
+    full = DAGMC(encoder_weights=shared_ae[1], epochs=3, batch_size=64, gmm_n_init=2,
+                 stop_patience=None, random_state=0, **AE).fit(digits.x)
+    assert len(full.history_["nll"]) == 3 and full.best_epoch_ == 3

@@ -146,10 +146,15 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
     learning_rate, adv_learning_rate : 1e-3 (autoencoder, mixture), 2e-4 (adversarial phase).
     gmm_n_init : restarts of the initial diagonal ``GaussianMixture`` on the codes.
     log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
+    stop_patience : stop when the mixture NLL of the codes has not improved for this many epochs
+        and keep the weights of its best epoch (label-free). Ours: on MNIST the discriminator
+        overpowered the encoder after about 17 epochs and the clusters collapsed (ACC 0.78 ->
+        0.34 at epoch 30, with the NLL rising from 3.0 to 13.5); None runs every epoch.
 
     Attributes
     ----------
-    labels_, model_ (``DAGMCNet``), history_, n_steps_, weights_/means_/variances_.
+    labels_, model_ (``DAGMCNet``), history_, n_steps_, weights_/means_/variances_,
+    best_epoch_ (the epoch whose weights were kept).
     """
 
     input_kind = "flat"
@@ -157,7 +162,7 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
     def __init__(self, n_clusters=10, encoder_weights=None, hidden_dims=(500, 500, 2000),
                  latent_dim=10, pretrain_epochs=50, epochs=30, batch_size=256,
                  learning_rate=1e-3, adv_learning_rate=2e-4, gmm_n_init=5, log_every=0,
-                 random_state=None, deterministic=True, verbose=0):
+                 stop_patience=5, random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.encoder_weights = encoder_weights
         self.hidden_dims = hidden_dims
@@ -169,6 +174,7 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
         self.adv_learning_rate = adv_learning_rate
         self.gmm_n_init = gmm_n_init
         self.log_every = log_every
+        self.stop_patience = stop_patience
         self.random_state = random_state
         self.deterministic = deterministic
         self.verbose = verbose
@@ -199,6 +205,12 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
                     keras.optimizers.Adam(self.learning_rate),
                     keras.optimizers.Adam(adv, beta_1=0.5), keras.optimizers.Adam(adv, beta_1=0.5))
         callbacks = [NonFiniteGuard()]
+        stopper = None
+        if self.stop_patience is not None:
+            stopper = keras.callbacks.EarlyStopping(monitor="nll", mode="min",
+                                                    patience=int(self.stop_patience),
+                                                    restore_best_weights=True)
+            callbacks.append(stopper)
         logger = None
         if y is not None and self.log_every:
             logger = MetricsLogger(X, y, self._predict, self.log_every, verbose=self.verbose)
@@ -207,7 +219,10 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
                        verbose=2 if self.verbose else 0, callbacks=callbacks)
         self.history_ = history_dict(hist, logger)
         self.history_["init_gmm"] = init_scores
-        self.n_steps_ = self.epochs * math.ceil(len(X) / self.batch_size)
+        ran = len(self.history_.get("nll", []))
+        self.n_steps_ = ran * math.ceil(len(X) / self.batch_size)
+        self.best_epoch_ = ran if stopper is None or stopper.best_weights is None \
+            else int(stopper.best_epoch) + 1
         net.compile()
 
     def _transform(self, X):
