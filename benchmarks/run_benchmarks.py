@@ -143,7 +143,8 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
         lines += ["", "## Siamese kNN: exact vs approximate", "",
                   "`core.pairs.knn_indices` (exact, sklearn) against `approximate_knn_indices` "
                   "(random-projection forest, SpectralNet's `approx_knn=True`); recall = share of "
-                  "the exact k neighbours found. From `benchmarks/knn_benchmark.py` (from `src/`).",
+                  "the exact k neighbours found. From `benchmarks/knn_benchmark.py` (from `src/`); "
+                  "the MNIST rows were timed while a training job shared the 2 cores.",
                   "", "| dataset | space | n × dim | k | trees | exact s | approx s | recall |"
                   " hardware |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['dataset']} | {r['space']} | {r['n']} × {r['dim']} | {r['k']} | "
