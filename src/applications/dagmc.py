@@ -22,7 +22,7 @@ from applications.ae_baseline import init_shared_autoencoder
 from applications.vade import MixturePriorAttributes, NonFiniteGuard, gmm_log_likelihood
 from core.base import BaseDeepClusterer
 from core.Conv import build_mlp_autoencoder
-from core.train import MetricsLogger, history_dict
+from core.train import MetricsLogger, history_dict, report_trackers
 
 VAR_FLOOR = 1e-4
 
@@ -128,9 +128,8 @@ class DAGMCNet(keras.Model):
             d_code = self.discriminator(self.encoder(x, training=True), training=False)
             g_loss = ops.mean(ops.binary_crossentropy(ops.ones_like(d_code), d_code, True))
         self._step(self.enc_adv_optimizer, tape, g_loss, self.encoder.trainable_weights)
-        for name, value in (("rec", rec), ("nll", nll), ("d_loss", d_loss), ("g_loss", g_loss)):
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return report_trackers(self.trackers,
+                               {"rec": rec, "nll": nll, "d_loss": d_loss, "g_loss": g_loss})
 
 
 class DAGMC(MixturePriorAttributes, BaseDeepClusterer):

@@ -19,7 +19,7 @@ from keras import layers, ops
 from applications.ae_baseline import init_shared_autoencoder
 from core.base import BaseDeepClusterer, require_unit_range
 from core.Conv import build_mlp_autoencoder
-from core.train import MetricsLogger, history_dict
+from core.train import MetricsLogger, history_dict, report_trackers
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -121,9 +121,7 @@ class VaDENet(keras.Model):
         grads = tape.gradient(loss, net_vars + gmm_vars)
         self.network_optimizer.apply(grads[:len(net_vars)], net_vars)
         self.gmm_optimizer.apply(grads[len(net_vars):], gmm_vars)
-        for name, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return report_trackers(self.trackers, {"loss": loss, "rec": rec, "kl": kl})
 
 
 class StepDecay(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ from keras import layers, ops
 from applications.ae_baseline import gmm_from_state, gmm_state
 from core.base import BaseDeepClusterer, require_images, require_unit_range
 from core.Conv import build_conv_decoder, build_conv_encoder, build_mlp_autoencoder
-from core.train import MetricsLogger, history_dict, kmeans_labels, nearest_centre
+from core.train import MetricsLogger, history_dict, kmeans_labels, nearest_centre, report_trackers
 
 
 def vae_loss(x, logits, z_mean, z_log_var):
@@ -74,9 +74,7 @@ class VAENet(keras.Model):
             loss, rec, kl = vae_loss(x, logits, z_mean, z_log_var)
         variables = self.trainable_weights
         self.optimizer.apply(tape.gradient(loss, variables), variables)
-        for name, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return report_trackers(self.trackers, {"loss": loss, "rec": rec, "kl": kl})
 
 
 class VAECluster(BaseDeepClusterer):

@@ -222,6 +222,14 @@ class TargetRefresh(keras.callbacks.Callback):
         self.batches.target[:] = self.target_fn(q)
 
 
+def report_trackers(trackers, values):
+    """Update the named ``Mean`` trackers with this step's values; return every tracker's result
+    (what a custom ``train_step`` returns)."""
+    for name, value in values.items():
+        trackers[name].update_state(value)
+    return {name: t.result() for name, t in trackers.items()}
+
+
 # ---------------------------------------------------------------------- two-player nets (GANs)
 
 class TwoPlayerNet(keras.Model):
@@ -256,6 +264,4 @@ class TwoPlayerNet(keras.Model):
             self.g_learning_rate, beta_1=beta_1, beta_2=beta_2)
 
     def _report(self, **values):
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        return report_trackers(self.trackers, values)
