@@ -130,6 +130,12 @@ def test_head_gans_train_reproduce_and_round_trip(name, digits, tmp_path):
     np.testing.assert_array_equal(cls.load(tmp_path / name).predict(digits.x), est.labels_)
     with pytest.raises(ValueError, match="at least"):
         cls(**params).fit(digits.x[:10])
+    if name == "catgan":   # samples grouped by the cluster D gives them, one row per cluster
+        grid = est.sample_grid(4, seed=0)
+        assert grid.shape == (10, 4, 8, 8, 1)
+        filled = grid.reshape(40, -1).any(axis=1)
+        labels = est.predict(grid.reshape((40, 8, 8, 1))[filled])
+        np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 4)[filled])
 
 
 def test_infogan_mutual_information_term_teaches_q_the_code(digits):

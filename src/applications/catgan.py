@@ -110,3 +110,13 @@ class CatGAN(GANClusterer):
         images = self.model_.generator.predict(self.model_.sample_prior(n_samples)[0], verbose=0)
         return images, self.model_.classifier.predict(images, verbose=0).argmax(1).astype(
             np.int64)
+
+    def sample_grid(self, n_per_cluster=10, seed=0):
+        """``(K, n, h, w, c)`` like the other generative methods: CatGAN has no cluster code, so
+        samples are grouped by the cluster D gives them (short rows are padded with blanks)."""
+        images, labels = self.sample(3 * n_per_cluster * self.n_clusters, seed=seed)
+        grid = np.zeros((self.n_clusters, n_per_cluster) + images.shape[1:], images.dtype)
+        for k in range(self.n_clusters):
+            members = images[labels == k][:n_per_cluster]
+            grid[k, :len(members)] = members
+        return grid

@@ -339,7 +339,8 @@ def _write_plots(est, ds, labels, out, args):
             titles.append("adversarial reconstruction G(mu + A(x))")
         plot_image_grid(rows, out / "reconstructions.png", row_titles=titles)
     if hasattr(est, "sample") and ds.x_eval.ndim == 4:
-        grid = _samples_by_cluster(est, args.seed)
+        # (K, n, ...) per cluster code; CatGAN groups its samples by its classifier instead
+        grid = (est.sample_grid if hasattr(est, "sample_grid") else est.sample)(10, seed=args.seed)
         plot_image_grid(list(grid), out / "samples.png",
                         row_titles=[f"cluster {k}" for k in range(len(grid))],
                         title=f"{args.method}: generated samples, one row per cluster code")
@@ -349,27 +350,6 @@ def _write_plots(est, ds, labels, out, args):
         plot_image_grid([est.interpolate(a, b, seed=args.seed) for a, b in pairs],
                         out / "interpolation.png", row_titles=[f"{a} -> {b}" for a, b in pairs],
                         title=f"{args.method}: convex combinations of two one-hot codes")
-
-
-def _samples_by_cluster(est, seed, per_cluster=10):
-    """``(K, n, h, w, c)`` generated images; CatGAN has no cluster code, so its samples are
-    grouped by the cluster its classifier gives them (short rows are padded with blanks)."""
-    import inspect
-
-    import numpy as np
-
-    if "n_samples" in inspect.signature(est.sample).parameters:
-        out = est.sample(per_cluster * est.n_clusters * 3, seed=seed)
-    else:
-        out = est.sample(per_cluster, seed=seed)
-    if not isinstance(out, tuple):
-        return out
-    images, labels = out
-    grid = np.zeros((est.n_clusters, per_cluster) + images.shape[1:], images.dtype)
-    for k in range(est.n_clusters):
-        members = images[labels == k][:per_cluster]
-        grid[k, :len(members)] = members
-    return grid
 
 
 def training_curves(history):
