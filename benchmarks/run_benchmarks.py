@@ -3,6 +3,9 @@
 and render ``BENCHMARKS.md`` (mean +- std over seeds, next to the published numbers).
 
 Run from ``src/``:  ``python ../benchmarks/run_benchmarks.py --config ../benchmarks/baselines.json``
+A run spec may keep its output folder (``"out"``, ``{seed}`` filled in) and add arguments
+(``"extra_args"``, ``{seed}`` filled in; ``"seed_args"``, per seed), so that each seed of DEC or
+AE+GMM starts from that seed's own autoencoder (``--encoder-weights``).
 Results accumulate in ``benchmarks/results.json`` (one row per run, replaced when re-run), so a
 long benchmark can be resumed and extended; ``--render-only`` rewrites the table from it.
 """
@@ -44,12 +47,15 @@ PUBLISHED = {
 }
 
 
-def run_one(method, dset, protocol, seed, extra_args=()):
-    """Train one configuration in a subprocess; returns a result row."""
-    with tempfile.TemporaryDirectory() as out:
+def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
+    """Train one configuration in a subprocess; returns a result row. ``keep_out`` (relative to
+    ``src/``) keeps the run's folder, e.g. the autoencoder that later rows start from."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = tmp if keep_out is None else str((SRC / keep_out).resolve())
         argv = ["--dset", dset, "--method", method, "--protocol", protocol, "--train",
                 "--seed", str(seed), "--no-plots", "--verbose", "0", *extra_args]
-        command = "python applications/run.py " + " ".join(argv)
+        command = "python applications/run.py " + " ".join(argv) + (
+            f" --out {keep_out}" if keep_out else "")
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "applications/run.py", *argv, "--out", out],
                                 cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -219,8 +225,10 @@ def main(argv=None):
                                           == key for r in rows):
                     continue
                 print(f"running {key} ...", flush=True)
-                row = run_one(spec["method"], spec["dset"], spec["protocol"], seed,
-                              spec.get("extra_args", []))
+                extra = [a.format(seed=seed) for a in spec.get("extra_args", [])]
+                extra += spec.get("seed_args", {}).get(str(seed), [])
+                keep = spec["out"].format(seed=seed) if "out" in spec else None
+                row = run_one(spec["method"], spec["dset"], spec["protocol"], seed, extra, keep)
                 row["hardware"] = hardware_string()
                 print(f"  ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f} "
                       f"in {row['fit_seconds']:.0f} s", flush=True)

@@ -17,6 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
     ["--dset", "cifar"],
     ["--frobnicate"],
     ["--save-pretrained"],
+    ["--encoder-weights", "model"],
+    ["--method", "kmeans", "--train", "--encoder-weights", "model"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -43,6 +45,25 @@ def test_train_on_users_npz(tmp_path, digits):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dataset"] == "mine" and metrics["n_scored"] == 400
     assert (out / "model.weights.h5").is_file() and (out / "labels.txt").is_file()
+
+
+def test_encoder_weights_start_a_method_from_a_given_autoencoder(tmp_path, digits, capsys):
+    from applications.ae_baseline import AEGMM, AEKMeans
+
+    path = tmp_path / "few.npz"
+    np.savez(path, x=(digits.x[:300, ..., 0] * 255).astype(np.uint8), y=digits.y[:300])
+    common = ["--dset", str(path), "--train", "--no-plots", "--verbose", "0"]
+    assert main([*common, "--method", "ae-kmeans", "--epochs", "2", "--seed", "3",
+                 "--out", str(tmp_path / "ae")]) == 0
+    assert main([*common, "--method", "ae-gmm", "--encoder-weights", str(tmp_path / "ae/model"),
+                 "--out", str(tmp_path / "gmm")]) == 0
+    ae, gmm = AEKMeans.load(tmp_path / "ae/model"), AEGMM.load(tmp_path / "gmm/model")
+    assert gmm.encoder_weights == str(tmp_path / "ae/model")
+    for ours, theirs in zip(gmm.model_.encoder.get_weights(), ae.model_.encoder.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert main([*common, "--method", "ae-gmm", "--encoder-weights", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "bad")]) == 1
+    assert "nowhere" in capsys.readouterr().err
 
 
 def test_missing_checkpoint_says_how_to_train(tmp_path, capsys):

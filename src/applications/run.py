@@ -172,6 +172,11 @@ def build_parser():
                         help="points drawn in the t-SNE plot (default: 3000)")
     parser.add_argument("--pgd-eps", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                         help="radii of the PGD embedding attack (robust methods only)")
+    parser.add_argument("--encoder-weights", default=None, metavar="CHECKPOINT",
+                        help="with --train: the pretrained autoencoder to start from instead of "
+                             "the preset's shared one (an ae-kmeans model saved by --train in "
+                             "OUT/model, or pretrained:FILE; fcae-kmeans for dbc), e.g. one per "
+                             "seed for a seed benchmark")
     parser.add_argument("--checkpoint-dir", default=None,
                         help="with --train: per-epoch checkpoints to resume an interrupted run")
     parser.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
@@ -193,6 +198,8 @@ def main(argv=None):
         parser.error(f"unknown dataset '{args.dset}': use mnist, fashion, digits or a .npz path")
     if args.save_pretrained and not args.train:
         parser.error("--save-pretrained needs --train")
+    if args.encoder_weights and not args.train:
+        parser.error("--encoder-weights needs --train")
 
     from core.checkpoints import CheckpointError, find_checkpoint, save_checkpoint
     from core.data import DataError, load_dataset
@@ -220,10 +227,20 @@ def main(argv=None):
             params.update({k: args.epochs for k in known if k.endswith("epochs")
                            and k != "warmup_epochs"})
         extra = {"verbose": args.verbose} if "verbose" in known else {}
+        if args.encoder_weights:
+            slot = next((k for k in ("encoder_weights", "fcae_weights") if k in known), None)
+            if slot is None:
+                parser.error(f"--encoder-weights: {args.method} does not start from a "
+                             "pretrained autoencoder")
+            params[slot] = args.encoder_weights
         if args.checkpoint_dir and "checkpoint_dir" in known:
             extra["checkpoint_dir"] = args.checkpoint_dir
         est = cls(n_clusters=n_clusters, random_state=args.seed, **params, **extra)
-        est.fit(ds.x, ds.y)
+        try:
+            est.fit(ds.x, ds.y)
+        except CheckpointError as err:  # e.g. a missing or corrupt --encoder-weights file
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     else:
         try:
             entry = find_checkpoint(args.method, dset_name, args.protocol)
