@@ -38,3 +38,22 @@ def test_knn_benchmark_row_is_rendered(tmp_path):
     assert run_benchmarks.main(["--render-only", "--results", str(results),
                                 "--output", str(output)]) == 0
     assert "| digits | pixels | 1797 × 64 | 3 | 10 |" in output.read_text()
+
+
+def test_seed_rows_can_start_from_their_own_autoencoder(tmp_path):
+    keep = tmp_path / "ae_seed{seed}"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"runs": [
+        {"method": "ae-kmeans", "dset": "digits", "protocol": "full-70k", "seeds": [4],
+         "out": str(keep), "extra_args": ["--epochs", "5"]},
+        {"method": "ae-gmm", "dset": "digits", "protocol": "full-70k", "seeds": [4],
+         "extra_args": ["--encoder-weights", str(keep / "model")]},
+    ]}))
+    results = tmp_path / "results.json"
+    assert run_benchmarks.main(["--config", str(config), "--results", str(results),
+                                "--output", str(tmp_path / "BENCH.md")]) == 0
+    ae_row, gmm_row = json.loads(results.read_text())
+    assert (tmp_path / "ae_seed4" / "model.weights.h5").is_file()
+    assert ae_row["command"].endswith(f"--out {tmp_path / 'ae_seed4'}")
+    assert f"--encoder-weights {tmp_path / 'ae_seed4' / 'model'}" in gmm_row["command"]
+    assert gmm_row["acc"] > 0.5
