@@ -67,13 +67,16 @@ def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
         if proc.returncode != 0:
             raise RuntimeError(f"{command} failed ({proc.returncode}):\n{stderr[-3000:]}")
         metrics = json.loads((Path(out) / "metrics.json").read_text())
-    epochs = _epochs_of(method, dset, extra_args)
-    n_train = metrics["n_train"]
+    steps, batch = metrics.get("steps"), metrics.get("batch_size")
+    # trained samples: steps x batch where the run reports them (DEC counts steps, not epochs),
+    # else the preset's epochs x n (one pass for a k-means or GMM fit)
+    processed = steps * batch if steps and batch else n_train_epochs(method, dset, extra_args,
+                                                                      metrics["n_train"])
     return {
         "method": method, "dataset": dset, "protocol": protocol, "seed": seed,
         "acc": metrics["acc"], "nmi": metrics["nmi"], "ari": metrics["ari"],
         "fit_seconds": metrics["fit_seconds"], "wall_seconds": round(wall, 1),
-        "samples_per_second": round(n_train * epochs / metrics["fit_seconds"], 1),
+        "samples_per_second": round(processed / metrics["fit_seconds"], 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1), "command": command,
         "stdout_tail": stdout.strip().splitlines()[-1:],
     }
@@ -93,20 +96,25 @@ def time_data_load(dset, protocol="full-70k", repeats=5):
             "median_seconds": round(statistics.median(times), 3), "repeats": repeats}
 
 
-def _epochs_of(method, dset, extra_args):
+def n_train_epochs(method, dset, extra_args, n_train):
     if "--epochs" in extra_args:
-        return int(extra_args[list(extra_args).index("--epochs") + 1])
+        return n_train * int(extra_args[list(extra_args).index("--epochs") + 1])
     sys.path.insert(0, str(SRC))
     from applications.run import _presets
 
     presets = _presets()[method][2]
-    return int(presets.get(dset, presets["*"]).get("epochs", 1))
+    return n_train * int(presets.get(dset, presets["*"]).get("epochs", 1))
 
 
 def _mean_std(values):
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{mean:.4f} ± {std:.4f}"
+
+
+def _mean_or_dash(values):
+    """Mean of the recorded values; "–" when a row did not record it."""
+    return "–" if any(v is None for v in values) else f"{statistics.fmean(values):.0f}"
 
 
 def render(rows, hardware, loads=(), shipped=(), knn=()):
@@ -135,7 +143,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
             f"{_mean_std([r['acc'] for r in group])} | {_mean_std([r['nmi'] for r in group])} | "
             f"{_mean_std([r['ari'] for r in group])} | "
             f"{statistics.fmean(r['fit_seconds'] for r in group):.1f} | "
-            f"{statistics.fmean(r['samples_per_second'] for r in group):.0f} | "
+            f"{_mean_or_dash([r['samples_per_second'] for r in group])} | "
             f"{max(r['peak_rss_mb'] for r in group):.0f} | "
             f"{PUBLISHED.get((method, dset), '–')} |")
     if loads:
@@ -196,8 +204,11 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
         lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
                      f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s")
     lines += ["", "Samples/s counts training samples processed per second of fitting "
-              "(epochs × n / fit time; k-means counts one pass). NMI is the arithmetic mean "
-              "normalisation (sklearn ≥ 0.22).", ""]
+              "(steps × batch, or epochs × n, / fit time; k-means and GMM fits count one pass; "
+              "– where the run did not record its steps). Rows that start from a pretrained "
+              "autoencoder (the preset's shared one for seed 0, `--encoder-weights` for the "
+              "others) time their own stage only; the autoencoders are the ae-kmeans rows. "
+              "NMI is the arithmetic mean normalisation (sklearn ≥ 0.22).", ""]
     return "\n".join(lines)
 
 

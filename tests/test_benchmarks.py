@@ -57,3 +57,7 @@ def test_seed_rows_can_start_from_their_own_autoencoder(tmp_path):
     assert ae_row["command"].endswith(f"--out {tmp_path / 'ae_seed4'}")
     assert f"--encoder-weights {tmp_path / 'ae_seed4' / 'model'}" in gmm_row["command"]
     assert gmm_row["acc"] > 0.5
+    # samples per second from the steps and batch size the run recorded (5 epochs of 64)
+    metrics = json.loads((tmp_path / "ae_seed4" / "metrics.json").read_text())
+    assert metrics["steps"] == 5 * 29 and metrics["batch_size"] == 64
+    assert ae_row["samples_per_second"] == round(5 * 29 * 64 / metrics["fit_seconds"], 1)

@@ -265,6 +265,9 @@ def main(argv=None):
               "n_clusters": int(n_clusters), "seed": args.seed,
               "source": source, "seconds": round(time.perf_counter() - start, 2),
               "fit_seconds": round(fit_seconds, 2), "command": _command_line(argv)}
+    if args.train:  # what the benchmark runner turns into samples per second
+        result.update(steps=getattr(est, "n_steps_", None),
+                      batch_size=est.get_params().get("batch_size"))
     if ds.y_eval is not None:
         scores = evaluate(ds.y_eval, labels)
         result.update(scores)
