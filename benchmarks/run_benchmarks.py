@@ -70,8 +70,8 @@ def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
     steps, batch = metrics.get("steps"), metrics.get("batch_size")
     # trained samples: steps x batch where the run reports them (DEC counts steps, not epochs),
     # else the preset's epochs x n (one pass for a k-means or GMM fit)
-    processed = steps * batch if steps and batch else n_train_epochs(method, dset, extra_args,
-                                                                      metrics["n_train"])
+    processed = steps * batch if steps and batch else (
+        metrics["n_train"] * _epochs_of(method, dset, extra_args))
     return {
         "method": method, "dataset": dset, "protocol": protocol, "seed": seed,
         "acc": metrics["acc"], "nmi": metrics["nmi"], "ari": metrics["ari"],
@@ -96,14 +96,14 @@ def time_data_load(dset, protocol="full-70k", repeats=5):
             "median_seconds": round(statistics.median(times), 3), "repeats": repeats}
 
 
-def n_train_epochs(method, dset, extra_args, n_train):
+def _epochs_of(method, dset, extra_args):
     if "--epochs" in extra_args:
-        return n_train * int(extra_args[list(extra_args).index("--epochs") + 1])
+        return int(extra_args[list(extra_args).index("--epochs") + 1])
     sys.path.insert(0, str(SRC))
     from applications.run import _presets
 
     presets = _presets()[method][2]
-    return n_train * int(presets.get(dset, presets["*"]).get("epochs", 1))
+    return int(presets.get(dset, presets["*"]).get("epochs", 1))
 
 
 def _mean_std(values):
