@@ -51,7 +51,7 @@ def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
     """Train one configuration in a subprocess; returns a result row. ``keep_out`` (relative to
     ``src/``) keeps the run's folder, e.g. the autoencoder that later rows start from."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = tmp if keep_out is None else str((SRC / keep_out).resolve())
+        out = tmp if keep_out is None else keep_out  # relative to src/, the run's cwd
         argv = ["--dset", dset, "--method", method, "--protocol", protocol, "--train",
                 "--seed", str(seed), "--no-plots", "--verbose", "0", *extra_args]
         command = "python applications/run.py " + " ".join(argv) + (
@@ -66,7 +66,7 @@ def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise RuntimeError(f"{command} failed ({proc.returncode}):\n{stderr[-3000:]}")
-        metrics = json.loads((Path(out) / "metrics.json").read_text())
+        metrics = json.loads((SRC / out / "metrics.json").read_text())
     steps, batch = metrics.get("steps"), metrics.get("batch_size")
     # trained samples: steps x batch where the run reports them (DEC counts steps, not epochs),
     # else the preset's epochs x n (one pass for a k-means or GMM fit)
