@@ -41,6 +41,17 @@ def test_input_space_knn_affinity():
         SpectralNet(**{**FAST, "affinity": "full"}).fit(X)
 
 
+def test_logging_scores_leaves_the_run_unchanged():
+    plain = SpectralNet(**{**FAST, "affinity": "knn"}).fit(X)
+    logged = SpectralNet(**{**FAST, "affinity": "knn", "log_every": 5}).fit(X, Y)
+    np.testing.assert_array_equal(logged.labels_, plain.labels_)
+    rows = logged.history_["metrics"]
+    assert [r["epoch"] for r in rows] == [5, 10]
+    # the last score is the one of the finished model (same Orthonorm freeze and k-means)
+    assert rows[-1]["acc"] == pytest.approx(acc(Y, logged.labels_))
+    assert len(logged.history_["spectral_lr"]) == 10
+
+
 def test_approximate_siamese_neighbours():
     est = SpectralNet(**{**FAST, "approx_knn": True}).fit(X)
     assert acc(Y, est.labels_) > 0.95

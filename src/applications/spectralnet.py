@@ -19,7 +19,7 @@ from core.base import BaseDeepClusterer
 from core.layer import ClusteringLayer, Orthonorm
 from core.pairs import (approximate_knn_indices, create_pairs_from_unlabeled_data, get_scale,
                         knn_indices)
-from core.train import LearningHandler, kmeans_labels, nearest_centre
+from core.train import LearningHandler, MetricsLogger, kmeans_labels, nearest_centre
 
 
 def build_mlp(input_dim, hidden_dims, output_dim, output_activation, name):
@@ -198,6 +198,8 @@ class SpectralNet(BaseDeepClusterer):
         geometry is unchanged). Ours: on raw features of large scale the tanh output layer
         saturates at +-1 and the spectral stage settles on duplicated columns (the blob test of
         tests/test_spectralnet.py failed); upstream feeds raw features (``standardize=False``).
+    log_every : score ACC/NMI/ARI every this many spectral epochs when ``y`` is given (the
+        Orthonorm weights and k-means centres as at the end of ``fit``; labels never train).
     random_state, deterministic, verbose : as elsewhere.
     """
 
@@ -209,7 +211,7 @@ class SpectralNet(BaseDeepClusterer):
                  siam_patience=10, spec_epochs=400, spec_batch_size=1024, spec_steps=100,
                  spec_lr=1e-3, spec_patience=20, n_nbrs=3, scale_nbr=2,
                  scale_with_replacement=False, val_fraction=0.1, standardize=True, n_init=10,
-                 random_state=None, deterministic=True, verbose=0):
+                 log_every=0, random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.encoder_weights = encoder_weights
         self.encoder_hidden_dims = encoder_hidden_dims
@@ -233,6 +235,7 @@ class SpectralNet(BaseDeepClusterer):
         self.val_fraction = val_fraction
         self.standardize = standardize
         self.n_init = n_init
+        self.log_every = log_every
         self.random_state = random_state
         self.deterministic = deterministic
         self.verbose = verbose
@@ -296,19 +299,35 @@ class SpectralNet(BaseDeepClusterer):
         net.compile(optimizer=keras.optimizers.RMSprop(self.spec_lr))
         val_data = RandomBatches(val, self.spec_batch_size, max(1, self.spec_steps // 10),
                                  seed + 2) if n_val > self.n_nbrs else None
+        handler = LearningHandler(monitor if val_data else "loss", self.spec_patience)
+        callbacks = [handler]
+        logger = None
+        if y is not None and self.log_every:
+            # the training step overwrites the stored Orthonorm weights, so scoring mid-fit
+            # leaves the run unchanged
+            logger = MetricsLogger(feats, y, lambda f: self._cluster_outputs(train, f, seed),
+                                   self.log_every, verbose=self.verbose)
+            callbacks.append(logger)
         hist = net.fit(RandomBatches(train, self.spec_batch_size, self.spec_steps, seed + 3),
                        validation_data=val_data, epochs=self.spec_epochs, verbose=self.verbose,
-                       callbacks=[LearningHandler(monitor if val_data else "loss",
-                                                  self.spec_patience)])
+                       callbacks=callbacks)
         self.history_["spectral_loss"] = [float(v) for v in hist.history["loss"]]
+        self.history_["spectral_lr"] = [float(v) for v in handler.lr_history]
+        self.history_["metrics"] = logger.history if logger else []
         self.n_steps_ = len(self.history_["spectral_loss"]) * self.spec_steps
-        # freeze the Orthonorm weights on the whole training set before embedding it
+        self._cluster_outputs(train, feats, seed)
+        net.compile()  # drop optimizer moments before any save
+
+    def _cluster_outputs(self, train, feats, seed):
+        """Freeze the Orthonorm weights on the training set, fit k-means on the outputs of
+        ``feats`` and store its centres; returns the k-means labels."""
+        net = self.model_
         y_tilde = net.spectral.predict(train, batch_size=8192, verbose=0)
         net.orthonorm.ortho_weights.assign(net.orthonorm.batch_weights(y_tilde))
-        _, centres = kmeans_labels(self._spectral_outputs(feats), self.n_clusters, seed,
-                                   self.n_init)
+        labels, centres = kmeans_labels(self._spectral_outputs(feats), self.n_clusters, seed,
+                                        self.n_init)
         net.clustering.clusters.assign(centres)
-        net.compile()  # drop optimizer moments before any save
+        return labels
 
     def _features(self, X):
         scale = float(keras.ops.convert_to_numpy(self.model_.feature_scale))
