@@ -187,7 +187,11 @@ def build_fcae(input_shape=(28, 28, 1), code_channels=10, filters=(32, 64, 128),
 
 # ---------------------------------------------------------------------- DCGAN nets (§5.2, §9.2)
 
-_GAN_INIT = keras.initializers.RandomNormal(0.0, 0.02)
+def _gan_init():
+    # a new initializer per layer: its seed is drawn when the layer is built, after the
+    # estimator's set_seed (one module-level instance drew its seed at import time, so every
+    # GAN layer shared it whatever random_state, and the import shifted Python's RNG)
+    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 def _gan_bn():
@@ -201,14 +205,14 @@ def build_gan_generator(output_shape, noise_dim, n_clusters, name="generator"):
     h_out, w_out, channels = output_shape
     fh, fw = math.ceil(h_out / 4), math.ceil(w_out / 4)
     z_in = keras.Input((noise_dim + n_clusters,), name="latent")  # any latent split
-    h = layers.Dense(1024, kernel_initializer=_GAN_INIT)(z_in)
+    h = layers.Dense(1024, kernel_initializer=_gan_init())(z_in)
     h = layers.ReLU()(_gan_bn()(h))
-    h = layers.Dense(fh * fw * 128, kernel_initializer=_GAN_INIT)(h)
+    h = layers.Dense(fh * fw * 128, kernel_initializer=_gan_init())(h)
     h = layers.ReLU()(_gan_bn()(layers.Reshape((fh, fw, 128))(h)))
-    h = layers.Conv2DTranspose(64, 4, strides=2, padding="same", kernel_initializer=_GAN_INIT)(h)
+    h = layers.Conv2DTranspose(64, 4, strides=2, padding="same", kernel_initializer=_gan_init())(h)
     h = layers.ReLU()(_gan_bn()(h))
     h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid",
-                               kernel_initializer=_GAN_INIT)(h)
+                               kernel_initializer=_gan_init())(h)
     extra_h, extra_w = 4 * fh - h_out, 4 * fw - w_out
     if extra_h or extra_w:
         h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
@@ -222,10 +226,10 @@ def build_gan_trunk(input_shape, batch_norm=False, leak=0.2, name="trunk"):
     has none). Returns ``x -> 1024 features``."""
     x_in = keras.Input(input_shape, name="image")
     h = layers.LeakyReLU(leak)(layers.Conv2D(64, 4, strides=2, padding="same",
-                                             kernel_initializer=_GAN_INIT)(x_in))
-    h = layers.Conv2D(128, 4, strides=2, padding="same", kernel_initializer=_GAN_INIT)(h)
+                                             kernel_initializer=_gan_init())(x_in))
+    h = layers.Conv2D(128, 4, strides=2, padding="same", kernel_initializer=_gan_init())(h)
     h = layers.LeakyReLU(leak)(_gan_bn()(h) if batch_norm else h)
-    h = layers.Dense(1024, kernel_initializer=_GAN_INIT)(layers.Flatten()(h))
+    h = layers.Dense(1024, kernel_initializer=_gan_init())(layers.Flatten()(h))
     h = layers.LeakyReLU(leak)(_gan_bn()(h) if batch_norm else h)
     return keras.Model(x_in, h, name=name)
 
