@@ -250,8 +250,11 @@ def main(argv=None):
     loads = json.loads(loads_path.read_text()) if loads_path.is_file() else []
     if not args.render_only:
         named = sorted({spec["dset"] for spec in config["runs"]} & {"mnist", "fashion"})
-        if named:
-            loads = [time_data_load(name) for name in named]
+        if named:  # re-time this config's datasets, keep the others' rows
+            fresh = [time_data_load(name) for name in named]
+            timed = {(row["dataset"], row["protocol"]) for row in fresh}
+            loads = sorted([row for row in loads if (row["dataset"], row["protocol"]) not in timed]
+                           + fresh, key=lambda row: (row["dataset"], row["protocol"]))
             loads_path.write_text(json.dumps(loads, indent=2) + "\n")
     hardware = rows[0]["hardware"] if rows else hardware_string()
     manifest = ROOT / "pretrained" / "manifest.json"

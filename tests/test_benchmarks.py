@@ -61,3 +61,20 @@ def test_seed_rows_can_start_from_their_own_autoencoder(tmp_path):
     metrics = json.loads((tmp_path / "ae_seed4" / "metrics.json").read_text())
     assert metrics["steps"] == 5 * 29 and metrics["batch_size"] == 64
     assert ae_row["samples_per_second"] == round(5 * 29 * 64 / metrics["fit_seconds"], 1)
+
+
+def test_data_load_timings_of_other_datasets_are_kept(tmp_path, monkeypatch):
+    results, output = tmp_path / "results.json", tmp_path / "BENCH.md"
+    results.write_text("[]")
+    loads = tmp_path / "results_data_load.json"
+    other = {"dataset": "fashion", "protocol": "full-70k", "n": 70000, "median_seconds": 0.4}
+    loads.write_text(json.dumps([other]))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"runs": [{"method": "kmeans", "dset": "mnist",
+                                            "protocol": "full-70k", "seeds": []}]}))
+    monkeypatch.setattr(run_benchmarks, "time_data_load", lambda name: {
+        "dataset": name, "protocol": "full-70k", "n": 70000, "median_seconds": 0.3})
+    assert run_benchmarks.main(["--config", str(config), "--results", str(results),
+                                "--output", str(output)]) == 0
+    assert [row["dataset"] for row in json.loads(loads.read_text())] == ["fashion", "mnist"]
+    assert "| fashion | full-70k | 70000 | 0.400 |" in output.read_text()
