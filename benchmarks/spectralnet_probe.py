@@ -17,6 +17,8 @@ def main(argv=None):
     parser.add_argument("--affinity", default="knn", choices=("knn", "siamese"))
     parser.add_argument("--spec-epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-nbrs", type=int, default=3,
+                        help="neighbours of the kNN affinity (upstream 3)")
     parser.add_argument("--log-every", type=int, default=0,
                         help="print ACC/NMI/ARI every N spectral epochs (labels only score)")
     parser.add_argument("--save", default=None, help="save the fitted estimator here (PATH)")
@@ -30,6 +32,7 @@ def main(argv=None):
     start = time.perf_counter()
     est = SpectralNet(encoder_weights="pretrained:mnist_ae-kmeans_full-70k.weights.h5",
                       affinity=args.affinity, spec_epochs=args.spec_epochs,
+                      n_nbrs=args.n_nbrs,
                       log_every=args.log_every, random_state=args.seed,
                       verbose=2).fit(ds.x, ds.y if args.log_every else None)
     scores = evaluate(ds.y, est.labels_)
