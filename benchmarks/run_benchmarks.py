@@ -39,6 +39,7 @@ PUBLISHED = {
     ("vae-kmeans", "mnist"): "– (VaDE paper gives VAE+GMM 0.73)",
     ("vade", "mnist"): "0.9446 (upstream README, 3000 epochs)",
     ("spectralnet", "mnist"): "0.971 / NMI 0.924 (paper)",
+    ("spectralnet", "fashion"): "– (not reported, METHODS.md §2.6)",
     ("alrdc", "mnist"): "not recovered (METHODS.md §4.7); issue target 0.97",
     ("dscdan", "mnist"): "0.978 / NMI 0.941 ([mem])",
     ("clustergan", "mnist"): "purity 0.91 ± 0.04 (README), 0.95 (paper, [mem])",
@@ -108,8 +109,9 @@ def _epochs_of(method, dset, extra_args):
 
 def _mean_std(values):
     mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.4f} ± {std:.4f}"
+    if len(values) == 1:  # one seed: no spread to report
+        return f"{mean:.4f} (1 seed)"
+    return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
 
 
 def _mean_or_dash(values):

@@ -141,6 +141,8 @@ def _presets():
         "spectralnet": (SpectralNet, True, {
             "mnist": {"encoder_weights": MNIST_AE, "affinity": "knn", "spec_epochs": 100,
                       "log_every": 10},
+            "fashion": {"encoder_weights": FASHION_AE, "affinity": "knn", "spec_epochs": 100,
+                        "log_every": 10},
             "digits": {"siam_epochs": 10, "spec_epochs": 40, "spec_batch_size": 256,
                        "siam_tot_pairs": 20000},
             "*": {"siam_epochs": 20, "spec_epochs": 100},
