@@ -135,9 +135,9 @@ def _presets():
         }),
         # code space of our shipped autoencoder (METHODS.md §2.1); epochs capped for a CPU
         # budget, the LearningHandler may stop earlier (upstream: up to 400 + 400).
-        # MNIST departs from upstream: kNN affinity on the codes, no siamese stage (a 20-epoch
-        # siamese net gave 0.83, the codes' own kNN graph 0.935 at 100 epochs, and 0.866 when
-        # run on to the learning-rate floor at epoch 153; README "Where we stand")
+        # MNIST and Fashion depart from upstream: kNN affinity on the codes, no siamese stage
+        # (on MNIST seed 0 a 20-epoch siamese net gave 0.83, the codes' own kNN graph 0.866,
+        # flat from epoch 10 to the learning-rate floor; README "Where we stand")
         "spectralnet": (SpectralNet, True, {
             "mnist": {"encoder_weights": MNIST_AE, "affinity": "knn", "spec_epochs": 100,
                       "log_every": 10},
