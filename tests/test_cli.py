@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
     ["--save-pretrained"],
     ["--encoder-weights", "model"],
     ["--method", "kmeans", "--train", "--encoder-weights", "model"],
+    ["--method", "kmeans", "--dset", "digits", "--train", "--checkpoint-dir", "ckpt"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:

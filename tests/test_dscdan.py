@@ -1,5 +1,7 @@
 """DSCDAN (issue 4): loss terms, stages, upstream-compat flags, seeds and checkpoints."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,32 @@ def test_fixed_upstream_scale_and_bad_inputs(digits):
         DSCDAN().fit(digits.x.reshape(len(digits.x), -1))
     with pytest.raises(ValueError, match="init_means"):
         DSCDAN(init_means="random").fit(digits.x[:100])
+
+
+def test_interrupted_run_resumes_without_losing_work(digits, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    params = dict(TINY, pretrain_epochs=3, joint_epochs=2, checkpoint_dir=str(ckpt))
+    first = DSCDAN(**{**params, "joint_epochs": 0}).fit(digits.x)  # "interrupted" after S1
+    progress = json.loads((ckpt / "progress.json").read_text())
+    assert progress["pretrain"] == 3 and progress["affinity_scale"] == first.affinity_scale_
+    resumed = DSCDAN(**params).fit(digits.x)
+    assert set(resumed.history_) == {"joint"}  # the finished pretraining is not redone
+    assert resumed.affinity_scale_ == first.affinity_scale_
+    steps = 3 * int(np.ceil(len(digits.x) / 64)) + 2 * int(np.ceil(len(digits.x) / 256))
+    assert resumed.n_steps_ == steps
+    for stage in ("pretrain", "joint"):
+        assert (ckpt / f"{stage}.weights.h5").stat().st_size > 1000
+
+
+def test_label_change_stop_rule_ends_the_joint_stage(digits, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    params = dict(TINY, pretrain_epochs=2, joint_epochs=6, stop_tol=1.01,
+                  checkpoint_dir=str(ckpt))
+    est = DSCDAN(**params).fit(digits.x)  # any change rate is below 1.01: stops at 2nd check
+    joint = est.history_["joint"]
+    assert len(joint["loss"]) == 2 and len(joint["label_change"]) == 1
+    assert 0.0 <= joint["label_change"][0]["label_change"] <= 1.0
+    assert json.loads((ckpt / "progress.json").read_text())["stopped"] == ["joint"]
+    again = DSCDAN(**params).fit(digits.x)  # a stopped stage counts as finished on resume
+    assert again.history_ == {}
+    np.testing.assert_array_equal(again.labels_, est.labels_)

@@ -19,10 +19,7 @@ stored-metric mix-up (clean and adversarial scores are stored under their own na
 hard-coded critic width 858 (computed as latent + H*W*C + K).
 """
 
-import json
 import math
-import os
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -30,11 +27,11 @@ from keras import ops
 
 from core import costs
 from core.base import BaseDeepClusterer, require_images
-from core.checkpoints import load_weights_verified, save_weights_atomic
 from core.Conv import (build_adversary, build_cluster_head, build_conv_decoder,
                        build_conv_encoder, build_mi_critic)
 from core.layer import Orthonorm
 from core.metrics import evaluate, format_metrics
+from core.train import StageCheckpoint, epochs_done, resume_from
 
 STAGES = ("pretrain", "attack", "defense", "alternate")
 
@@ -352,38 +349,6 @@ class ClassMeanInit(keras.callbacks.Callback):
         net.class_means.assign(km.cluster_centers_.astype(np.float32))
 
 
-class StageCheckpoint(keras.callbacks.Callback):
-    """Saves weights and ``{stage: epochs_done}`` after every epoch, so that an interrupted run
-    resumes from its last finished epoch (optimizer moments restart from zero)."""
-
-    def __init__(self, directory, stage, initial_epoch):
-        super().__init__()
-        self.directory, self.stage, self.initial_epoch = Path(directory), stage, initial_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        save_weights_atomic(self.model, self.directory / "last.weights.h5")
-        state = read_progress(self.directory)
-        state[self.stage] = epoch + 1
-        write_progress(self.directory, state)
-
-    def on_train_end(self, logs=None):
-        # stage snapshots: pretrain.weights.h5 is upstream's MNIST_64, attack.weights.h5 its
-        # MNIST_ADV_64 (both live in one ALRDCNet file here)
-        save_weights_atomic(self.model, self.directory / f"{self.stage}.weights.h5")
-
-
-def read_progress(directory):
-    path = Path(directory) / "progress.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write_progress(directory, state):
-    path = Path(directory) / "progress.json"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------- estimator
 
 class ALRDC(BaseDeepClusterer):
@@ -466,20 +431,13 @@ class ALRDC(BaseDeepClusterer):
                     keras.optimizers.Adam(lr))
         self.history_ = []
         self.n_steps_ = 0
-        progress = {}
-        ckpt = Path(self.checkpoint_dir) if self.checkpoint_dir else None
-        if ckpt is not None:
-            ckpt.mkdir(parents=True, exist_ok=True)
-            progress = read_progress(ckpt)
-            if progress and (ckpt / "last.weights.h5").is_file():
-                load_weights_verified(net, ckpt / "last.weights.h5")
-                if self.verbose:
-                    print(f"resuming from {ckpt} ({progress})", flush=True)
+        ckpt = self.checkpoint_dir
+        progress = resume_from(net, ckpt, self.verbose) if ckpt else {}
         for stage, epochs, batch_size in self._stage_plan():
-            done = int(progress.get(stage, 0))
+            done, finished = epochs_done(progress, stage, epochs)
             steps_per_epoch = math.ceil(len(X) / batch_size)
-            self.n_steps_ += min(done, epochs) * steps_per_epoch
-            if epochs <= done:
+            self.n_steps_ += done * steps_per_epoch
+            if finished:
                 continue
             if stage in ("defense", "alternate") and done == 0 and y is not None:
                 # the S2 model's robustness, for the before/after-defence comparison

@@ -14,6 +14,8 @@ hard-codes 2.62; default None computes it with ``get_scale`` on the pretrained c
 Labels are argmax C(mu), as HEAD (no k-means on the Orthonorm output).
 """
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -24,7 +26,9 @@ from core.base import BaseDeepClusterer, require_images
 from core.Conv import build_cluster_head, build_conv_decoder, build_conv_encoder, build_mi_critic
 from core.layer import Orthonorm
 from core.pairs import get_scale
-from core.train import MetricsLogger, TimeHistory, history_dict
+from core.train import (LabelChangeStop, MetricsLogger, StageCheckpoint, TimeHistory,
+                        epochs_done, history_dict, read_progress, resume_from,
+                        write_progress)
 
 STAGES = ("pretrain", "joint")
 
@@ -137,6 +141,10 @@ class DSCDAN(BaseDeepClusterer):
     init_means, warmup_epochs : ``"kmeans"`` (class means from k-means of mu after
         ``warmup_epochs`` of pretraining, as our ALRDC) or ``"zeros"`` (upstream).
     learning_rate : Adam (1e-3).
+    stop_tol : stop the joint stage when fewer than this share of labels changed between checks
+        (every ``log_every`` epochs, or every epoch); upstream's |dL| < 1e-4 never fired (§3.8.7).
+        The per-check rates are in ``history_["joint"]["label_change"]``.
+    checkpoint_dir : each stage saves there after every epoch; a rerun resumes from it.
     log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
 
     Attributes
@@ -150,8 +158,8 @@ class DSCDAN(BaseDeepClusterer):
                  pretrain_batch_size=100, joint_epochs=100, joint_batch_size=1024, n_nbrs=5,
                  scale_nbr=2, affinity_scale=None, freeze_mi_critic=False,
                  stop_gradient_affinity=True, init_means="kmeans", warmup_epochs=5,
-                 learning_rate=1e-3, log_every=0, random_state=None, deterministic=True,
-                 verbose=0):
+                 learning_rate=1e-3, stop_tol=None, checkpoint_dir=None, log_every=0,
+                 random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.latent_dim = latent_dim
         self.filters = filters
@@ -167,6 +175,8 @@ class DSCDAN(BaseDeepClusterer):
         self.init_means = init_means
         self.warmup_epochs = warmup_epochs
         self.learning_rate = learning_rate
+        self.stop_tol = stop_tol
+        self.checkpoint_dir = checkpoint_dir
         self.log_every = log_every
         self.random_state = random_state
         self.deterministic = deterministic
@@ -181,36 +191,60 @@ class DSCDAN(BaseDeepClusterer):
                                 freeze_mi_critic=self.freeze_mi_critic,
                                 stop_gradient_affinity=self.stop_gradient_affinity, seed=seed)
 
-    def _stage(self, stage, X, y, epochs, batch_size, callbacks):
+    def _stage(self, stage, X, y, epochs, batch_size, done, callbacks):
         net = self.model_
         net.set_stage(stage)
         net.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         timer = TimeHistory()
-        logger = None
+        callbacks = callbacks + [timer]
+        logger = stopper = None
         if y is not None and self.log_every:
             logger = MetricsLogger(X, y, self._predict, self.log_every, verbose=self.verbose)
-        hist = net.fit(X, epochs=epochs, batch_size=batch_size, shuffle=True,
-                       verbose=2 if self.verbose else 0,
-                       callbacks=callbacks + [timer] + ([logger] if logger else []))
-        self.history_[stage] = history_dict(hist, logger)
-        self.history_[stage]["epoch_seconds"] = timer.epoch_seconds
-        self.n_steps_ += epochs * int(np.ceil(len(X) / batch_size))
+            callbacks.append(logger)
+        if stage == "joint" and self.stop_tol is not None:
+            stopper = LabelChangeStop(X, self._predict, self.log_every or 1, self.stop_tol,
+                                      verbose=self.verbose)
+            callbacks.append(stopper)
+        if self.checkpoint_dir:
+            callbacks.append(StageCheckpoint(self.checkpoint_dir, stage, done))
+        hist = net.fit(X, epochs=epochs, initial_epoch=done, batch_size=batch_size, shuffle=True,
+                       verbose=2 if self.verbose else 0, callbacks=callbacks)
+        record = history_dict(hist, logger)
+        record["epoch_seconds"] = timer.epoch_seconds
+        if stopper is not None:
+            record["label_change"] = stopper.history
+        self.history_[stage] = record
+        self.n_steps_ += len(timer.epoch_seconds) * math.ceil(len(X) / batch_size)
 
     def _fit(self, X, y, seed):
         self.history_, self.n_steps_ = {}, 0
-        warmup = []
-        if self.init_means == "kmeans" and self.warmup_epochs <= self.pretrain_epochs:
-            warmup = [ClassMeanInit(X, self.warmup_epochs, seed)]
-        if self.pretrain_epochs:
-            self._stage("pretrain", X, y, self.pretrain_epochs, self.pretrain_batch_size, warmup)
+        progress = {}
+        if self.checkpoint_dir:
+            progress = resume_from(self.model_, self.checkpoint_dir, self.verbose)
+        done, finished = epochs_done(progress, "pretrain", self.pretrain_epochs)
+        self.n_steps_ += done * math.ceil(len(X) / self.pretrain_batch_size)
+        if not finished:
+            warmup = []
+            if self.init_means == "kmeans" and done < self.warmup_epochs <= self.pretrain_epochs:
+                warmup = [ClassMeanInit(X, self.warmup_epochs, seed)]
+            self._stage("pretrain", X, y, self.pretrain_epochs, self.pretrain_batch_size, done,
+                        warmup)
         scale = self.affinity_scale
+        if scale is None:
+            scale = progress.get("affinity_scale")
         if scale is None:
             scale = get_scale(embed(self.model_, X), self.joint_batch_size, self.scale_nbr, seed,
                               replace=False)
         self.affinity_scale_ = float(scale)
         self.model_.affinity_scale.assign(max(self.affinity_scale_, 1e-6))
-        if self.joint_epochs:
-            self._stage("joint", X, y, self.joint_epochs, self.joint_batch_size, [])
+        if self.checkpoint_dir:  # the joint stage of a resumed run keeps the same scale
+            write_progress(self.checkpoint_dir,
+                           {**read_progress(self.checkpoint_dir),
+                            "affinity_scale": self.affinity_scale_})
+        done, finished = epochs_done(progress, "joint", self.joint_epochs)
+        self.n_steps_ += done * math.ceil(len(X) / self.joint_batch_size)
+        if not finished:
+            self._stage("joint", X, y, self.joint_epochs, self.joint_batch_size, done, [])
         self.model_.compile()
 
     def _extra_state(self):

@@ -11,18 +11,15 @@ real images (METHODS.md §9.5; upstream has no clustering code).
 guard, per-epoch resumable checkpoints, metric logging, and argmax-head prediction.
 """
 
-from pathlib import Path
-
 import keras
 import numpy as np
 from keras import layers, ops
 
-from applications.ADDC import StageCheckpoint, read_progress
 from applications.vade import NonFiniteGuard
 from core.base import BaseDeepClusterer, require_images, require_unit_range
-from core.checkpoints import load_weights_verified
 from core.Conv import build_gan_generator, build_gan_trunk
-from core.train import MetricsLogger, TwoPlayerNet, history_dict
+from core.train import (MetricsLogger, StageCheckpoint, TwoPlayerNet, epochs_done,
+                        history_dict, resume_from)
 
 
 class InfoGANNet(TwoPlayerNet):
@@ -142,12 +139,8 @@ class GANClusterer(BaseDeepClusterer):
         self._compile(net)
         done, callbacks = 0, [NonFiniteGuard(monitor="g_loss")]
         if self.checkpoint_dir:
-            ckpt = Path(self.checkpoint_dir)
-            ckpt.mkdir(parents=True, exist_ok=True)
-            done = int(read_progress(ckpt).get("gan", 0))
-            if done and (ckpt / "last.weights.h5").is_file():
-                load_weights_verified(net, ckpt / "last.weights.h5")
-            callbacks.append(StageCheckpoint(ckpt, "gan", done))
+            done, _ = epochs_done(resume_from(net, self.checkpoint_dir), "gan", self.epochs)
+            callbacks.append(StageCheckpoint(self.checkpoint_dir, "gan", done))
         logger = None
         if y is not None and self.log_every:
             logger = MetricsLogger(X, y, self._log_labels, self.log_every, verbose=self.verbose)

@@ -238,7 +238,9 @@ def main(argv=None):
                 parser.error(f"--encoder-weights: {args.method} does not start from a "
                              "pretrained autoencoder")
             params[slot] = args.encoder_weights
-        if args.checkpoint_dir and "checkpoint_dir" in known:
+        if args.checkpoint_dir:
+            if "checkpoint_dir" not in known:
+                parser.error(f"--checkpoint-dir: {args.method} has no resumable checkpoints")
             extra["checkpoint_dir"] = args.checkpoint_dir
         est = cls(n_clusters=n_clusters, random_state=args.seed, **params, **extra)
         try:

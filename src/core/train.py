@@ -1,11 +1,15 @@
 """Shared training machinery: callbacks for metric logging and k-means in a learned space."""
 
+import json
+import os
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 from sklearn.cluster import KMeans
 
+from core.checkpoints import load_weights_verified, save_weights_atomic
 from core.metrics import evaluate, format_metrics
 
 
@@ -42,6 +46,30 @@ def history_dict(history, logger=None):
     out = {key: [float(v) for v in values] for key, values in history.history.items()}
     out["metrics"] = logger.history if logger else []
     return out
+
+
+class LabelChangeStop(keras.callbacks.Callback):
+    """Every ``every`` epochs, the share of ``predict_fn(x)`` labels that changed since the last
+    check (``history`` rows); stops training when it falls below ``tol`` (None: only records)."""
+
+    def __init__(self, x, predict_fn, every=1, tol=None, verbose=0):
+        super().__init__()
+        self.x, self.predict_fn = x, predict_fn
+        self.every, self.tol, self.verbose = max(1, int(every)), tol, verbose
+        self.history, self._last = [], None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        labels = self.predict_fn(self.x)
+        if self._last is not None:
+            rate = float(np.mean(labels != self._last))
+            self.history.append({"epoch": epoch + 1, "label_change": rate})
+            if self.verbose:
+                print(f"[epoch {epoch + 1}] labels changed {rate:.4f}", flush=True)
+            if self.tol is not None and rate < self.tol:
+                self.model.stop_training = True
+        self._last = labels
 
 
 class TimeHistory(keras.callbacks.Callback):
@@ -220,6 +248,63 @@ class TargetRefresh(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.batches.target[:] = self.target_fn(q)
+
+
+# ---------------------------------------------------------------------- resumable stages
+
+class StageCheckpoint(keras.callbacks.Callback):
+    """Saves weights and ``{stage: epochs_done}`` after every epoch, so that an interrupted run
+    resumes from its last finished epoch (optimizer moments restart from zero). A stage that a
+    stop rule ended is recorded under ``"stopped"`` and counts as finished on resume."""
+
+    def __init__(self, directory, stage, initial_epoch=0):
+        super().__init__()
+        self.directory, self.stage, self.initial_epoch = Path(directory), stage, initial_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_weights_atomic(self.model, self.directory / "last.weights.h5")
+        state = read_progress(self.directory)
+        state[self.stage] = epoch + 1
+        write_progress(self.directory, state)
+
+    def on_train_end(self, logs=None):
+        if self.model.stop_training:
+            state = read_progress(self.directory)
+            state["stopped"] = sorted(set(state.get("stopped", [])) | {self.stage})
+            write_progress(self.directory, state)
+        save_weights_atomic(self.model, self.directory / f"{self.stage}.weights.h5")
+
+
+def read_progress(directory):
+    path = Path(directory) / "progress.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_progress(directory, state):
+    path = Path(directory) / "progress.json"
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, path)
+
+
+def resume_from(model, directory, verbose=0):
+    """Create ``directory``; when it holds an earlier run's progress and last weights, load them
+    into ``model``. Returns the progress (``{}`` for a fresh run)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    progress = read_progress(directory)
+    if progress and (directory / "last.weights.h5").is_file():
+        load_weights_verified(model, directory / "last.weights.h5")
+        if verbose:
+            print(f"resuming from {directory} ({progress})", flush=True)
+        return progress
+    return {}
+
+
+def epochs_done(progress, stage, planned):
+    """``(epochs run, finished)`` of ``stage`` in a checkpointed run's progress."""
+    ran = min(int(progress.get(stage, 0)), planned)
+    return ran, ran >= planned or stage in progress.get("stopped", [])
 
 
 def report_trackers(trackers, values):
