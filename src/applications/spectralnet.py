@@ -315,7 +315,10 @@ class SpectralNet(BaseDeepClusterer):
         self.history_["spectral_lr"] = [float(v) for v in handler.lr_history]
         self.history_["metrics"] = logger.history if logger else []
         self.n_steps_ = len(self.history_["spectral_loss"]) * self.spec_steps
-        self._cluster_outputs(train, feats, seed)
+        scored_last = bool(logger and logger.history
+                           and logger.history[-1]["epoch"] == len(self.history_["spectral_loss"]))
+        if not scored_last:  # else the logger's last score already froze Orthonorm, fit k-means
+            self._cluster_outputs(train, feats, seed)
         net.compile()  # drop optimizer moments before any save
 
     def _cluster_outputs(self, train, feats, seed):
