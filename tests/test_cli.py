@@ -136,6 +136,10 @@ def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
         assert [x for x, _ in metrics["curves"]["pretrain clean ACC"]] == [1.0, 2.0]
         assert len(metrics["curves"]["defense learned-attack ACC"]) == 2
         assert (tmp_path / "training.png").stat().st_size > 0
+    if method in ("alrdc", "dscdan"):  # three stages / two stages of 2 epochs over 1797 images
+        assert metrics["samples_trained"] == (3 if method == "alrdc" else 2) * 2 * 1797
+    if method == "spectralnet":  # spectral steps x batch (the siamese stage is not counted)
+        assert metrics["samples_trained"] == metrics["steps"] * 256
     if method == "catgan":
         assert (tmp_path / "samples.png").stat().st_size > 0
 

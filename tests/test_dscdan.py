@@ -100,7 +100,7 @@ def test_interrupted_run_resumes_without_losing_work(digits, tmp_path):
     assert set(resumed.history_) == {"joint"}  # the finished pretraining is not redone
     assert resumed.affinity_scale_ == first.affinity_scale_
     steps = 3 * int(np.ceil(len(digits.x) / 64)) + 2 * int(np.ceil(len(digits.x) / 256))
-    assert resumed.n_steps_ == steps
+    assert resumed.n_steps_ == steps and resumed.n_samples_trained_ == 5 * len(digits.x)
     for stage in ("pretrain", "joint"):
         assert (ckpt / f"{stage}.weights.h5").stat().st_size > 1000
 
@@ -112,6 +112,7 @@ def test_label_change_stop_rule_ends_the_joint_stage(digits, tmp_path):
     est = DSCDAN(**params).fit(digits.x)  # any change rate is below 1.01: stops at 2nd check
     joint = est.history_["joint"]
     assert len(joint["loss"]) == 2 and len(joint["label_change"]) == 1
+    assert est.n_samples_trained_ == (2 + 2) * len(digits.x)
     assert 0.0 <= joint["label_change"][0]["label_change"] <= 1.0
     assert json.loads((ckpt / "progress.json").read_text())["stopped"] == ["joint"]
     again = DSCDAN(**params).fit(digits.x)  # a stopped stage counts as finished on resume

@@ -375,6 +375,7 @@ class ALRDC(BaseDeepClusterer):
     Attributes
     ----------
     labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_,
+    n_samples_trained_ (images passed through training, all stages),
     pre_defense_report_ (``evaluate_robustness`` of the S2 model, when ``y`` is given).
     """
 
@@ -430,13 +431,14 @@ class ALRDC(BaseDeepClusterer):
         net.compile(keras.optimizers.Adam(lr), keras.optimizers.Adam(lr),
                     keras.optimizers.Adam(lr))
         self.history_ = []
-        self.n_steps_ = 0
+        self.n_steps_ = self.n_samples_trained_ = 0
         ckpt = self.checkpoint_dir
         progress = resume_from(net, ckpt, self.verbose) if ckpt else {}
         for stage, epochs, batch_size in self._stage_plan():
             done, finished = epochs_done(progress, stage, epochs)
             steps_per_epoch = math.ceil(len(X) / batch_size)
             self.n_steps_ += done * steps_per_epoch
+            self.n_samples_trained_ += done * len(X)
             if finished:
                 continue
             if stage in ("defense", "alternate") and done == 0 and y is not None:
@@ -460,6 +462,7 @@ class ALRDC(BaseDeepClusterer):
                            shuffle=True, verbose=2 if self.verbose else 0, callbacks=callbacks)
             ran = len(hist.history.get(next(iter(hist.history), "loss"), []))
             self.n_steps_ += ran * steps_per_epoch
+            self.n_samples_trained_ += ran * len(X)
             self.history_ += monitor.history if monitor else [
                 {"stage": stage, "epoch": done + i + 1, **{k: float(v[i]) for k, v in
                                                           hist.history.items()}}

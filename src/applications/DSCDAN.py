@@ -215,14 +215,16 @@ class DSCDAN(BaseDeepClusterer):
             record["label_change"] = stopper.history
         self.history_[stage] = record
         self.n_steps_ += len(timer.epoch_seconds) * math.ceil(len(X) / batch_size)
+        self.n_samples_trained_ += len(timer.epoch_seconds) * len(X)
 
     def _fit(self, X, y, seed):
-        self.history_, self.n_steps_ = {}, 0
+        self.history_, self.n_steps_, self.n_samples_trained_ = {}, 0, 0
         progress = {}
         if self.checkpoint_dir:
             progress = resume_from(self.model_, self.checkpoint_dir, self.verbose)
         done, finished = epochs_done(progress, "pretrain", self.pretrain_epochs)
         self.n_steps_ += done * math.ceil(len(X) / self.pretrain_batch_size)
+        self.n_samples_trained_ += done * len(X)
         if not finished:
             warmup = []
             if self.init_means == "kmeans" and done < self.warmup_epochs <= self.pretrain_epochs:
@@ -243,6 +245,7 @@ class DSCDAN(BaseDeepClusterer):
                             "affinity_scale": self.affinity_scale_})
         done, finished = epochs_done(progress, "joint", self.joint_epochs)
         self.n_steps_ += done * math.ceil(len(X) / self.joint_batch_size)
+        self.n_samples_trained_ += done * len(X)
         if not finished:
             self._stage("joint", X, y, self.joint_epochs, self.joint_batch_size, done, [])
         self.model_.compile()

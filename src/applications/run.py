@@ -272,10 +272,11 @@ def main(argv=None):
               "n_clusters": int(n_clusters), "seed": args.seed,
               "source": source, "seconds": round(time.perf_counter() - start, 2),
               "fit_seconds": round(fit_seconds, 2), "command": _command_line(argv)}
-    if args.train:  # what the benchmark runner turns into samples per second
-        fitted = est.get_params()  # SpectralNet counts spectral steps of spec_batch_size
+    if args.train:  # what the benchmark runner turns into samples per second: the samples
+        # an estimator counted (several batch sizes: ALRDC, DSCDAN, SpectralNet) or steps x batch
         result.update(steps=getattr(est, "n_steps_", None),
-                      batch_size=fitted.get("batch_size") or fitted.get("spec_batch_size"))
+                      batch_size=est.get_params().get("batch_size"),
+                      samples_trained=getattr(est, "n_samples_trained_", None))
     if ds.y_eval is not None:
         scores = evaluate(ds.y_eval, labels)
         result.update(scores)

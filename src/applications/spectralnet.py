@@ -315,6 +315,7 @@ class SpectralNet(BaseDeepClusterer):
         self.history_["spectral_lr"] = [float(v) for v in handler.lr_history]
         self.history_["metrics"] = logger.history if logger else []
         self.n_steps_ = len(self.history_["spectral_loss"]) * self.spec_steps
+        self.n_samples_trained_ = self.n_steps_ * min(self.spec_batch_size, len(train))
         scored_last = bool(logger and logger.history
                            and logger.history[-1]["epoch"] == len(self.history_["spectral_loss"]))
         if not scored_last:  # else the logger's last score already froze Orthonorm, fit k-means
