@@ -1,0 +1,44 @@
+"""Does the head or the embedding limit a shipped ALRDC/DSCDAN checkpoint? Scores argmax C(mu)
+against k-means on mu and the nearest class mean, on the checkpoint's own protocol.
+
+Run from ``src/``:  ``python ../benchmarks/embedding_probe.py --method dscdan --dset mnist``
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=("dscdan", "alrdc"), default="dscdan")
+    parser.add_argument("--dset", default="mnist")
+    parser.add_argument("--protocol", default="test-10k")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    from applications.run import _presets
+    from core.checkpoints import find_checkpoint
+    from core.data import load_dataset
+    from core.metrics import evaluate, format_metrics
+
+    ds = load_dataset(args.dset, args.protocol)
+    entry = find_checkpoint(args.method, args.dset, args.protocol)
+    est = _presets()[args.method][0].load(entry["path"], entry["sha256"])
+    z = est.transform(ds.x_eval)
+    means = est.model_.class_means.numpy()
+    nearest = ((z[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    kmeans = KMeans(est.n_clusters, n_init=10, random_state=args.seed).fit(z).labels_
+    for name, labels in (("head argmax C(mu)", est.predict(ds.x_eval)),
+                         ("k-means on mu", kmeans), ("nearest class mean", nearest)):
+        print(format_metrics(evaluate(ds.y_eval, np.asarray(labels)), prefix=f"{name:20s} "))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
