@@ -369,6 +369,8 @@ class ALRDC(BaseDeepClusterer):
         ``warmup_epochs`` of S1) or ``"zeros"`` (upstream: zeros throughout).
     stop_tol : stop S3 when fewer than this share of labels change between epochs.
     checkpoint_dir : where each stage saves after every epoch; a rerun resumes from it.
+        Stage snapshots: ``pretrain.weights.h5`` is upstream's MNIST_64, ``attack.weights.h5``
+        its MNIST_ADV_64 (both live in one ALRDCNet file here).
     eval_every : evaluate clean/adversarial scores every this many epochs when ``y`` is given.
     random_state, deterministic, verbose : as elsewhere.
 
