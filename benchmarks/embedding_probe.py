@@ -19,24 +19,21 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    import numpy as np
-    from sklearn.cluster import KMeans
-
     from applications.run import _presets
     from core.checkpoints import find_checkpoint
     from core.data import load_dataset
     from core.metrics import evaluate, format_metrics
+    from core.train import kmeans_labels, nearest_centre
 
     ds = load_dataset(args.dset, args.protocol)
     entry = find_checkpoint(args.method, args.dset, args.protocol)
     est = _presets()[args.method][0].load(entry["path"], entry["sha256"])
     z = est.transform(ds.x_eval)
-    means = est.model_.class_means.numpy()
-    nearest = ((z[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
-    kmeans = KMeans(est.n_clusters, n_init=10, random_state=args.seed).fit(z).labels_
+    nearest = nearest_centre(z, est.model_.class_means.numpy())
+    kmeans, _ = kmeans_labels(z, est.n_clusters, args.seed, n_init=10)
     for name, labels in (("head argmax C(mu)", est.predict(ds.x_eval)),
                          ("k-means on mu", kmeans), ("nearest class mean", nearest)):
-        print(format_metrics(evaluate(ds.y_eval, np.asarray(labels)), prefix=f"{name:20s} "))
+        print(format_metrics(evaluate(ds.y_eval, labels), prefix=f"{name:20s} "))
     return 0
 
 

@@ -458,7 +458,7 @@ class ALRDC(BaseDeepClusterer):
             if stage == "pretrain" and self.init_means == "kmeans" \
                     and done < self.warmup_epochs <= epochs:
                 callbacks.append(ClassMeanInit(X, self.warmup_epochs, seed))
-            if ckpt is not None:
+            if ckpt:
                 callbacks.append(StageCheckpoint(ckpt, stage, done))
             hist = net.fit(X, epochs=epochs, initial_epoch=done, batch_size=batch_size,
                            shuffle=True, verbose=2 if self.verbose else 0, callbacks=callbacks)

@@ -214,23 +214,32 @@ class DSCDAN(BaseDeepClusterer):
         if stopper is not None:
             record["label_change"] = stopper.history
         self.history_[stage] = record
-        self.n_steps_ += len(timer.epoch_seconds) * math.ceil(len(X) / batch_size)
-        self.n_samples_trained_ += len(timer.epoch_seconds) * len(X)
+        return len(timer.epoch_seconds)
 
     def _fit(self, X, y, seed):
         self.history_, self.n_steps_, self.n_samples_trained_ = {}, 0, 0
         progress = {}
         if self.checkpoint_dir:
             progress = resume_from(self.model_, self.checkpoint_dir, self.verbose)
-        done, finished = epochs_done(progress, "pretrain", self.pretrain_epochs)
-        self.n_steps_ += done * math.ceil(len(X) / self.pretrain_batch_size)
-        self.n_samples_trained_ += done * len(X)
-        if not finished:
-            warmup = []
-            if self.init_means == "kmeans" and done < self.warmup_epochs <= self.pretrain_epochs:
-                warmup = [ClassMeanInit(X, self.warmup_epochs, seed)]
-            self._stage("pretrain", X, y, self.pretrain_epochs, self.pretrain_batch_size, done,
-                        warmup)
+        for stage, epochs, batch_size in (("pretrain", self.pretrain_epochs,
+                                           self.pretrain_batch_size),
+                                          ("joint", self.joint_epochs, self.joint_batch_size)):
+            if stage == "joint":
+                self._set_affinity_scale(X, seed, progress)
+            done, finished = epochs_done(progress, stage, epochs)
+            ran = 0
+            if not finished:
+                callbacks = []
+                if stage == "pretrain" and self.init_means == "kmeans" \
+                        and done < self.warmup_epochs <= epochs:
+                    callbacks.append(ClassMeanInit(X, self.warmup_epochs, seed))
+                ran = self._stage(stage, X, y, epochs, batch_size, done, callbacks)
+            self.n_steps_ += (done + ran) * math.ceil(len(X) / batch_size)
+            self.n_samples_trained_ += (done + ran) * len(X)
+        self.model_.compile()
+
+    def _set_affinity_scale(self, X, seed, progress):
+        """The given scale, else the one a resumed run stored, else ``get_scale`` on mu."""
         scale = self.affinity_scale
         if scale is None:
             scale = progress.get("affinity_scale")
@@ -243,12 +252,6 @@ class DSCDAN(BaseDeepClusterer):
             write_progress(self.checkpoint_dir,
                            {**read_progress(self.checkpoint_dir),
                             "affinity_scale": self.affinity_scale_})
-        done, finished = epochs_done(progress, "joint", self.joint_epochs)
-        self.n_steps_ += done * math.ceil(len(X) / self.joint_batch_size)
-        self.n_samples_trained_ += done * len(X)
-        if not finished:
-            self._stage("joint", X, y, self.joint_epochs, self.joint_batch_size, done, [])
-        self.model_.compile()
 
     def _extra_state(self):
         return {"affinity_scale": self.affinity_scale_}

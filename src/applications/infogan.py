@@ -146,7 +146,7 @@ class GANClusterer(BaseDeepClusterer):
             logger = MetricsLogger(X, y, self._log_labels, self.log_every, verbose=self.verbose)
             callbacks.insert(0, logger)
         data, fit_kwargs, steps_per_epoch = self._training_data(X, seed)
-        hist = net.fit(data, epochs=self.epochs, initial_epoch=min(done, self.epochs),
+        hist = net.fit(data, epochs=self.epochs, initial_epoch=done,
                        verbose=2 if self.verbose else 0, callbacks=callbacks, **fit_kwargs)
         self.history_ = history_dict(hist, logger)
         self.n_steps_ = self.epochs * steps_per_epoch
