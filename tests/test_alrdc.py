@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -153,3 +155,14 @@ def test_flat_and_bad_inputs(digits):
         ALRDC(**TINY, pretrain_epochs=1).fit(digits.x.reshape(len(digits.x), -1))
     with pytest.raises(ValueError, match="schedule"):
         ALRDC(schedule="bogus", **TINY).fit(digits.x)
+
+
+def test_label_change_stop_rule_ends_the_defence_stage(digits, tmp_path):
+    # tol above 1: the second check (any change rate) stops S3; S1 and S2 ignore the rule
+    est = ALRDC(pretrain_epochs=2, attack_epochs=2, defense_epochs=6, stop_tol=1.01,
+                random_state=0, checkpoint_dir=str(tmp_path / "ckpt"), **TINY).fit(digits.x)
+    epochs = {stage: [r["epoch"] for r in est.history_ if r["stage"] == stage]
+              for stage in ("pretrain", "attack", "defense")}
+    assert epochs == {"pretrain": [1, 2], "attack": [1, 2], "defense": [1, 2]}
+    assert est.history_[-1]["label_change"] is not None
+    assert json.loads((tmp_path / "ckpt" / "progress.json").read_text())["stopped"] == ["defense"]

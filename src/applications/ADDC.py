@@ -31,7 +31,7 @@ from core.Conv import (build_adversary, build_cluster_head, build_conv_decoder,
                        build_conv_encoder, build_mi_critic)
 from core.layer import Orthonorm
 from core.metrics import evaluate, format_metrics
-from core.train import StageCheckpoint, epochs_done, resume_from
+from core.train import LabelChangeRule, StageCheckpoint, epochs_done, resume_from
 
 STAGES = ("pretrain", "attack", "defense", "alternate")
 
@@ -293,9 +293,9 @@ class ALRDCMonitor(keras.callbacks.Callback):
 
     def __init__(self, x, y=None, every=1, tol=None, verbose=1, stage=""):
         super().__init__()
-        self.x, self.y, self.every, self.tol = x, y, max(1, int(every)), tol
+        self.x, self.y, self.every = x, y, max(1, int(every))
         self.verbose, self.stage = verbose, stage
-        self.history, self._last = [], None
+        self.rule, self.history = LabelChangeRule(tol), []
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -303,14 +303,13 @@ class ALRDCMonitor(keras.callbacks.Callback):
         _, shift, clean, adv = clean_and_attacked(self.model, self.x)
         row = {"stage": self.stage, "epoch": epoch + 1,
                "mean_shift": float(np.linalg.norm(shift, axis=1).mean()),
-               "label_change": None if self._last is None else float(np.mean(clean != self._last)),
+               "label_change": self.rule.update(clean),
                "adv_agreement": float(np.mean(clean == adv))}
         if self.y is not None:
             row["clean"] = evaluate(self.y, clean)
             row["adversarial"] = evaluate(self.y, adv)
         row.update({k: float(v) for k, v in (logs or {}).items()})
         self.history.append(row)
-        self._last = clean
         if self.verbose:
             text = f"[{self.stage} {epoch + 1}] |A(x)| {row['mean_shift']:.3f}  " \
                    f"agree {row['adv_agreement']:.3f}"
@@ -320,8 +319,7 @@ class ALRDCMonitor(keras.callbacks.Callback):
                 text += "  " + format_metrics(row["clean"], "clean ") + "  " \
                     + format_metrics(row["adversarial"], "adv ")
             print(text, flush=True)
-        if self.tol is not None and row["label_change"] is not None \
-                and row["label_change"] < self.tol:
+        if self.rule.converged(row["label_change"]):
             self.model.stop_training = True
 
 
@@ -367,7 +365,8 @@ class ALRDC(BaseDeepClusterer):
     spectral_weight : weight of upstream's dead spectral branch (0, as upstream).
     init_means : ``"kmeans"`` (ours: class means set to k-means centres of mu after
         ``warmup_epochs`` of S1) or ``"zeros"`` (upstream: zeros throughout).
-    stop_tol : stop S3 when fewer than this share of labels change between epochs.
+    stop_tol : stop S3 when fewer than this share of labels change between checks (every
+        ``eval_every`` epochs, or every epoch when it is 0; needs no ``y``).
     checkpoint_dir : where each stage saves after every epoch; a rerun resumes from it.
         Stage snapshots: ``pretrain.weights.h5`` is upstream's MNIST_64, ``attack.weights.h5``
         its MNIST_ADV_64 (both live in one ALRDCNet file here).
@@ -450,10 +449,11 @@ class ALRDC(BaseDeepClusterer):
             net.set_stage(stage)
             callbacks = []
             monitor = None
-            if y is not None and self.eval_every:
-                monitor = ALRDCMonitor(X, y, self.eval_every, verbose=self.verbose, stage=stage,
-                                       tol=self.stop_tol if stage in ("defense", "alternate")
-                                       else None)
+            tol = self.stop_tol if stage in ("defense", "alternate") else None
+            if (y is not None and self.eval_every) or tol is not None:
+                # the stop rule needs no ground truth: without y the monitor only tracks labels
+                monitor = ALRDCMonitor(X, y, self.eval_every or 1, verbose=self.verbose,
+                                       stage=stage, tol=tol)
                 callbacks.append(monitor)
             if stage == "pretrain" and self.init_means == "kmeans" \
                     and done < self.warmup_epochs <= epochs:

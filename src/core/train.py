@@ -48,6 +48,23 @@ def history_dict(history, logger=None):
     return out
 
 
+class LabelChangeRule:
+    """The stop rule shared by the clustering loops: the share of labels that changed since the
+    previous check, and whether it fell below ``tol`` (None: never stops)."""
+
+    def __init__(self, tol=None):
+        self.tol, self.last = tol, None
+
+    def update(self, labels):
+        """Rate of change against the previous labels (None at the first check)."""
+        rate = None if self.last is None else float(np.mean(labels != self.last))
+        self.last = labels
+        return rate
+
+    def converged(self, rate):
+        return self.tol is not None and rate is not None and rate < self.tol
+
+
 class LabelChangeStop(keras.callbacks.Callback):
     """Every ``every`` epochs, the share of ``predict_fn(x)`` labels that changed since the last
     check (``history`` rows); stops training when it falls below ``tol`` (None: only records)."""
@@ -55,21 +72,20 @@ class LabelChangeStop(keras.callbacks.Callback):
     def __init__(self, x, predict_fn, every=1, tol=None, verbose=0):
         super().__init__()
         self.x, self.predict_fn = x, predict_fn
-        self.every, self.tol, self.verbose = max(1, int(every)), tol, verbose
-        self.history, self._last = [], None
+        self.every, self.verbose = max(1, int(every)), verbose
+        self.rule, self.history = LabelChangeRule(tol), []
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        labels = self.predict_fn(self.x)
-        if self._last is not None:
-            rate = float(np.mean(labels != self._last))
-            self.history.append({"epoch": epoch + 1, "label_change": rate})
-            if self.verbose:
-                print(f"[epoch {epoch + 1}] labels changed {rate:.4f}", flush=True)
-            if self.tol is not None and rate < self.tol:
-                self.model.stop_training = True
-        self._last = labels
+        rate = self.rule.update(self.predict_fn(self.x))
+        if rate is None:
+            return
+        self.history.append({"epoch": epoch + 1, "label_change": rate})
+        if self.verbose:
+            print(f"[epoch {epoch + 1}] labels changed {rate:.4f}", flush=True)
+        if self.rule.converged(rate):
+            self.model.stop_training = True
 
 
 class TimeHistory(keras.callbacks.Callback):
@@ -219,10 +235,10 @@ class TargetRefresh(keras.callbacks.Callback):
 
     def __init__(self, batches, target_fn, tol=1e-3, y=None, confident=0.5, verbose=0):
         super().__init__()
-        self.batches, self.target_fn, self.tol = batches, target_fn, tol
+        self.batches, self.target_fn = batches, target_fn
         self.y = None if y is None else np.asarray(y)
         self.confident, self.verbose = confident, verbose
-        self.labels, self.history, self.converged = None, [], False
+        self.rule, self.history, self.converged = LabelChangeRule(tol), [], False
 
     def on_epoch_begin(self, epoch, logs=None):
         q = self.model.predict(self.batches.x, batch_size=4096, verbose=0)
@@ -231,8 +247,9 @@ class TargetRefresh(keras.callbacks.Callback):
         labels = q.argmax(1)
         row = {"round": epoch, "confident_share": float(np.mean(q.max(1) > self.confident)),
                "mean_max_q": float(np.mean(q.max(1)))}
-        if self.labels is not None:
-            row["changed"] = float(np.mean(labels != self.labels))
+        changed = self.rule.update(labels)
+        if changed is not None:
+            row["changed"] = changed
         if self.y is not None:
             row.update(evaluate(self.y, labels))
         self.history.append(row)
@@ -242,8 +259,7 @@ class TargetRefresh(keras.callbacks.Callback):
             print(f"[round {epoch}] mean max q {row['mean_max_q']:.3f}  confident "
                   f"{row['confident_share']:.3f}{extra}{scores}",
                   flush=True)
-        self.labels = labels
-        if "changed" in row and row["changed"] < self.tol:
+        if self.rule.converged(changed):
             self.converged = True
             self.model.stop_training = True
             return
