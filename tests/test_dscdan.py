@@ -118,3 +118,13 @@ def test_label_change_stop_rule_ends_the_joint_stage(digits, tmp_path):
     again = DSCDAN(**params).fit(digits.x)  # a stopped stage counts as finished on resume
     assert again.history_ == {}
     np.testing.assert_array_equal(again.labels_, est.labels_)
+
+
+def test_logger_and_stop_rule_share_one_prediction_per_check(digits):
+    est = DSCDAN(**dict(TINY, pretrain_epochs=1, joint_epochs=2, stop_tol=0.0, log_every=1))
+    calls = []
+    predict = est._predict
+    est._predict = lambda x: calls.append(len(x)) or predict(x)
+    est.fit(digits.x, digits.y)
+    # one pass per checked epoch (1 pretrain + 2 joint), plus the final labels_
+    assert len(est.history_["joint"]["metrics"]) == 2 and len(calls) == 3 + 1

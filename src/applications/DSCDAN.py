@@ -191,6 +191,17 @@ class DSCDAN(BaseDeepClusterer):
                                 freeze_mi_critic=self.freeze_mi_critic,
                                 stop_gradient_affinity=self.stop_gradient_affinity, seed=seed)
 
+    def _predict_once_per_step(self):
+        """``self._predict`` on the training images, computed once per optimizer step."""
+        cache = {}
+
+        def predict(x):
+            step = int(self.model_.optimizer.iterations)
+            if cache.get("step") != step:
+                cache.update(step=step, labels=self._predict(x))
+            return cache["labels"]
+        return predict
+
     def _stage(self, stage, X, y, epochs, batch_size, done, callbacks):
         net = self.model_
         net.set_stage(stage)
@@ -198,11 +209,12 @@ class DSCDAN(BaseDeepClusterer):
         timer = TimeHistory()
         callbacks = callbacks + [timer]
         logger = stopper = None
+        predict = self._predict_once_per_step()  # the logger and the stop rule share one pass
         if y is not None and self.log_every:
-            logger = MetricsLogger(X, y, self._predict, self.log_every, verbose=self.verbose)
+            logger = MetricsLogger(X, y, predict, self.log_every, verbose=self.verbose)
             callbacks.append(logger)
         if stage == "joint" and self.stop_tol is not None:
-            stopper = LabelChangeStop(X, self._predict, self.log_every or 1, self.stop_tol,
+            stopper = LabelChangeStop(X, predict, self.log_every or 1, self.stop_tol,
                                       verbose=self.verbose)
             callbacks.append(stopper)
         if self.checkpoint_dir:
