@@ -117,7 +117,12 @@ def _mean_std(values):
 
 def _mean_or_dash(values):
     """Mean of the recorded values; "–" when a row did not record it."""
-    return "–" if any(v is None for v in values) else f"{statistics.fmean(values):.0f}"
+    return _fmean_or_dash(values, ".0f")
+
+
+def _fmean_or_dash(values, spec):
+    return "–" if not values or any(v is None for v in values) else \
+        format(statistics.fmean(values), spec)
 
 
 def render(rows, hardware, loads=(), shipped=(), knn=()):
@@ -141,12 +146,16 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
     ]
     for (method, dset, protocol), group in sorted(groups.items()):
         group.sort(key=lambda r: r["seed"])
+        # a resumed run timed only its last part: its scores count, its time does not
+        timed = [r for r in group if not r.get("partial_time")]
+        only = "" if len(timed) == len(group) else \
+            f" (seeds {','.join(str(r['seed']) for r in timed)})"
         lines.append(
             f"| {method} | {dset} | {protocol} | {','.join(str(r['seed']) for r in group)} | "
             f"{_mean_std([r['acc'] for r in group])} | {_mean_std([r['nmi'] for r in group])} | "
             f"{_mean_std([r['ari'] for r in group])} | "
-            f"{statistics.fmean(r['fit_seconds'] for r in group):.1f} | "
-            f"{_mean_or_dash([r['samples_per_second'] for r in group])} | "
+            f"{_fmean_or_dash([r['fit_seconds'] for r in timed], '.1f')}{only} | "
+            f"{_mean_or_dash([r['samples_per_second'] for r in timed])}{only} | "
             f"{max(r['peak_rss_mb'] for r in group):.0f} | "
             f"{PUBLISHED.get((method, dset), '–')} |")
     if loads:
@@ -204,8 +213,9 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                              f"{rob[k]['ari']:.4f} | {agree:.4f} |")
     lines += ["", "## Commands", ""]
     for row in sorted(rows, key=lambda r: (r["method"], r["dataset"], r["protocol"], r["seed"])):
+        note = f" ({row['partial_time']})" if row.get("partial_time") else ""
         lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
-                     f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s")
+                     f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s{note}")
     lines += ["", "Samples/s counts training samples processed per second of fitting "
               "(steps × batch, or epochs × n, / fit time; k-means and GMM fits count one pass; "
               "– where the run did not record its steps). Rows that start from a pretrained "

@@ -78,3 +78,16 @@ def test_data_load_timings_of_other_datasets_are_kept(tmp_path, monkeypatch):
                                 "--output", str(output)]) == 0
     assert [row["dataset"] for row in json.loads(loads.read_text())] == ["fashion", "mnist"]
     assert "| fashion | full-70k | 70000 | 0.400 |" in output.read_text()
+
+
+def test_resumed_rows_count_for_scores_but_not_for_time():
+    row = dict(method="dscdan", dataset="mnist", protocol="test-10k", nmi=0.5, ari=0.4,
+               wall_seconds=1.0, peak_rss_mb=100.0, command="cmd")
+    rows = [dict(row, seed=0, acc=0.7, fit_seconds=100.0, samples_per_second=10.0),
+            dict(row, seed=1, acc=0.8, fit_seconds=300.0, samples_per_second=30.0),
+            dict(row, seed=2, acc=0.9, fit_seconds=5.0, samples_per_second=999.0,
+                 partial_time="resumed: last stage only")]
+    table = run_benchmarks.render(rows, "test machine")
+    assert "| 0,1,2 | 0.8000 ± 0.1000 |" in table
+    assert "| 200.0 (seeds 0,1) | 20 (seeds 0,1) |" in table
+    assert "5 s (resumed: last stage only)" in table
