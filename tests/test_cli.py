@@ -20,6 +20,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
     ["--encoder-weights", "model"],
     ["--method", "kmeans", "--train", "--encoder-weights", "model"],
     ["--method", "kmeans", "--dset", "digits", "--train", "--checkpoint-dir", "ckpt"],
+    ["--method", "kmeans", "--param", "n_init=1"],
+    ["--method", "kmeans", "--dset", "digits", "--train", "--param", "n_int=1"],
+    ["--method", "kmeans", "--dset", "digits", "--train", "--param", "n_init"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -35,6 +38,15 @@ def test_kmeans_on_digits_writes_metrics_and_pngs(tmp_path):
     assert metrics["n_scored"] == 1797 and metrics["acc"] > 0.6
     for name in ("tsne.png", "confusion.png"):
         assert (tmp_path / name).stat().st_size > 2000
+
+
+def test_param_overrides_one_preset_value(tmp_path, capsys):
+    argv = ["--dset", "digits", "--method", "ae-kmeans", "--train", "--no-plots",
+            "--param", "epochs=2", "--param", "hidden_dims=(32, 16)", "--out", str(tmp_path)]
+    assert main(argv + ["--verbose", "0"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # 2 epochs of batch 64 on 1797 images (the preset trains 60)
+    assert metrics["steps"] == 2 * 29 and "--param hidden_dims=(32, 16)" in metrics["command"]
 
 
 def test_train_on_users_npz(tmp_path, digits):

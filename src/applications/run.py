@@ -6,6 +6,7 @@ the output folder. ``--train`` trains from scratch with the method's preset inst
 """
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -184,8 +185,30 @@ def build_parser():
                              "seed for a seed benchmark")
     parser.add_argument("--checkpoint-dir", default=None,
                         help="with --train: per-epoch checkpoints to resume an interrupted run")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --train: override one estimator parameter of the preset "
+                             "(repeatable), e.g. --param joint_epochs=200")
     parser.add_argument("--verbose", type=int, default=1, help="Keras verbosity (0, 1, 2)")
     return parser
+
+
+def _parse_params(items, known):
+    """``["name=value", ...]`` -> dict, values read as Python literals (else strings); names
+    must be parameters of the estimator."""
+    params = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE")
+        if name not in known:
+            raise ValueError(f"--param {name}: not a parameter of this method "
+                             f"(known: {', '.join(sorted(known))})")
+        try:
+            params[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[name] = text
+    return params
 
 
 def _command_line(argv):
@@ -205,6 +228,8 @@ def main(argv=None):
         parser.error("--save-pretrained needs --train")
     if args.encoder_weights and not args.train:
         parser.error("--encoder-weights needs --train")
+    if args.param and not args.train:
+        parser.error("--param needs --train")
 
     from core.checkpoints import CheckpointError, find_checkpoint, save_checkpoint
     from core.data import DataError, load_dataset
@@ -242,6 +267,10 @@ def main(argv=None):
             if "checkpoint_dir" not in known:
                 parser.error(f"--checkpoint-dir: {args.method} has no resumable checkpoints")
             extra["checkpoint_dir"] = args.checkpoint_dir
+        try:
+            params.update(_parse_params(args.param, known))
+        except ValueError as err:
+            parser.error(str(err))
         est = cls(n_clusters=n_clusters, random_state=args.seed, **params, **extra)
         try:
             est.fit(ds.x, ds.y)
