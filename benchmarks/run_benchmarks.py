@@ -58,13 +58,16 @@ def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
                 "--seed", str(seed), "--no-plots", "--verbose", "0", *extra_args]
         command = "python applications/run.py " + " ".join(argv) + (
             f" --out {keep_out}" if keep_out else "")
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "applications/run.py", *argv, "--out", out],
-                                cwd=SRC, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        stdout, stderr = proc.stdout.read(), proc.stderr.read()
+        # output goes to files, not pipes: wait4 does not read, and a child that fills a
+        # 64 KiB pipe blocks forever (a long DEC run did)
+        with tempfile.TemporaryFile("w+") as out_log, tempfile.TemporaryFile("w+") as err_log:
+            start = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "applications/run.py", *argv, "--out", out],
+                                    cwd=SRC, stdout=out_log, stderr=err_log, text=True)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            out_log.seek(0), err_log.seek(0)
+            stdout, stderr = out_log.read(), err_log.read()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise RuntimeError(f"{command} failed ({proc.returncode}):\n{stderr[-3000:]}")

@@ -91,3 +91,18 @@ def test_resumed_rows_count_for_scores_but_not_for_time():
     assert "| 0,1,2 | 0.8000 ± 0.1000 |" in table
     assert "| 200.0 (seeds 0,1) | 20 (seeds 0,1) |" in table
     assert "5 s (resumed: last stage only)" in table
+
+
+def test_a_run_that_prints_more_than_a_pipe_holds_does_not_hang(tmp_path, monkeypatch):
+    # a stand-in for run.py that writes 1 MB to each stream, then its metrics
+    fake_src = tmp_path / "src"
+    (fake_src / "applications").mkdir(parents=True)
+    (fake_src / "applications" / "run.py").write_text(
+        "import json, sys, pathlib\n"
+        "sys.stdout.write('x' * 2**20 + '\\nlast line\\n'); sys.stderr.write('y' * 2**20)\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(exist_ok=True)\n"
+        "(out / 'metrics.json').write_text(json.dumps(dict(acc=0.5, nmi=0.4, ari=0.3, "
+        "fit_seconds=1.0, n_train=10, samples_trained=10)))\n")
+    monkeypatch.setattr(run_benchmarks, "SRC", fake_src)
+    row = run_benchmarks.run_one("kmeans", "digits", "full-70k", 0)
+    assert row["acc"] == 0.5 and row["stdout_tail"] == ["last line"]
