@@ -452,8 +452,8 @@ class ALRDC(BaseDeepClusterer):
             tol = self.stop_tol if stage in ("defense", "alternate") else None
             if (y is not None and self.eval_every) or tol is not None:
                 # the stop rule needs no ground truth: without y the monitor only tracks labels
-                monitor = ALRDCMonitor(X, y, self.eval_every or 1, verbose=self.verbose,
-                                       stage=stage, tol=tol)
+                monitor = ALRDCMonitor(X, y if self.eval_every else None, self.eval_every or 1,
+                                       verbose=self.verbose, stage=stage, tol=tol)
                 callbacks.append(monitor)
             if stage == "pretrain" and self.init_means == "kmeans" \
                     and done < self.warmup_epochs <= epochs:
