@@ -118,12 +118,8 @@ def _mean_std(values):
     return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
 
 
-def _mean_or_dash(values):
-    """Mean of the recorded values; "–" when a row did not record it."""
-    return _fmean_or_dash(values, ".0f")
-
-
-def _fmean_or_dash(values, spec):
+def _mean_or_dash(values, spec=".0f"):
+    """Mean of the recorded values; "–" when there are none or a row did not record it."""
     return "–" if not values or any(v is None for v in values) else \
         format(statistics.fmean(values), spec)
 
@@ -157,7 +153,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
             f"| {method} | {dset} | {protocol} | {','.join(str(r['seed']) for r in group)} | "
             f"{_mean_std([r['acc'] for r in group])} | {_mean_std([r['nmi'] for r in group])} | "
             f"{_mean_std([r['ari'] for r in group])} | "
-            f"{_fmean_or_dash([r['fit_seconds'] for r in timed], '.1f')}{only} | "
+            f"{_mean_or_dash([r['fit_seconds'] for r in timed], '.1f')}{only} | "
             f"{_mean_or_dash([r['samples_per_second'] for r in timed])}{only} | "
             f"{max(r['peak_rss_mb'] for r in group):.0f} | "
             f"{PUBLISHED.get((method, dset), '–')} |")
