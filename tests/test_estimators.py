@@ -63,6 +63,15 @@ def test_too_few_samples_and_nan_are_refused(digits):
         AEKMeans(**SMALL).fit(bad)
 
 
+def test_dec_keras_sgd_schedule_trains_and_unknown_optimizer_is_refused(fitted, digits):
+    sgd = AEKMeans(random_state=0, optimizer="sgd", learning_rate=0.1, **SMALL).fit(digits.x)
+    assert sgd.history_["loss"][-1] < 0.5 * sgd.history_["loss"][0]
+    assert acc(digits.y, sgd.labels_) > 0.5  # 30 epochs of SGD 0.1 trail Adam's 0.6+ here
+    assert not np.array_equal(sgd.labels_, fitted.labels_)  # not silently Adam
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam', got 'rmsprop'"):
+        AEKMeans(optimizer="rmsprop", **SMALL).fit(digits.x)
+
+
 def test_params_follow_sklearn_conventions():
     est = AEKMeans(epochs=3, random_state=7)
     assert est.get_params()["epochs"] == 3

@@ -1,8 +1,8 @@
 """Baselines: k-means on raw pixels, and the MLP autoencoder + k-means (``ae-kmeans``).
 
-The autoencoder is the DEC-style 784-500-500-2000-10 network (METHODS.md §2.1, §6.2). We pretrain
-it with Adam and MSE rather than DEC-keras' 300 epochs of SGD(lr 1, momentum 0.9), to fit a CPU
-budget; the schedule is a parameter.
+The autoencoder is the DEC-style 784-500-500-2000-10 network (METHODS.md §2.1, §6.2). Our presets
+pretrain it with Adam and MSE rather than DEC-keras' 300 epochs of SGD(lr 1, momentum 0.9), to fit
+a CPU budget; ``optimizer="sgd", learning_rate=1.0, epochs=300`` is DEC-keras' schedule.
 """
 
 import keras
@@ -13,7 +13,8 @@ from core.base import BaseDeepClusterer
 from core.checkpoints import CheckpointError
 from core.Conv import build_mlp_autoencoder
 from core.layer import ClusteringLayer
-from core.train import MetricsLogger, TimeHistory, kmeans_labels, nearest_centre
+from core.train import (MetricsLogger, TimeHistory, kmeans_labels, make_optimizer,
+                        nearest_centre)
 
 
 class AEClusterNet(keras.Model):
@@ -45,7 +46,8 @@ class AEKMeans(BaseDeepClusterer):
     n_clusters : int
     hidden_dims : tuple of int, widths of the encoder's hidden layers.
     latent_dim : int, width of the code.
-    epochs, batch_size, learning_rate : autoencoder pretraining schedule (Adam, MSE).
+    epochs, batch_size, learning_rate : autoencoder pretraining schedule (MSE).
+    optimizer : ``"adam"`` (our presets) or ``"sgd"`` (momentum 0.9, DEC-keras, with lr 1.0).
     n_init : int, k-means restarts.
     log_every : int, score ACC/NMI/ARI every this many epochs when ``y`` is given (0: never).
     random_state : int, RandomState or None.
@@ -60,13 +62,14 @@ class AEKMeans(BaseDeepClusterer):
 
     def __init__(self, n_clusters=10, hidden_dims=(500, 500, 2000), latent_dim=10, epochs=50,
                  batch_size=256, learning_rate=1e-3, n_init=20, log_every=0, random_state=None,
-                 deterministic=True, verbose=0):
+                 deterministic=True, verbose=0, optimizer="adam"):
         self.n_clusters = n_clusters
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.optimizer = optimizer
         self.n_init = n_init
         self.log_every = log_every
         self.random_state = random_state
@@ -81,7 +84,7 @@ class AEKMeans(BaseDeepClusterer):
         x_in = keras.Input(self.model_.encoder.input_shape[1:])
         ae = keras.Model(x_in, self.model_.decoder(self.model_.encoder(x_in)), name="autoencoder")
         # (FCAEKMeans reuses this fit with its conv networks)
-        ae.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        ae.compile(optimizer=make_optimizer(self.optimizer, self.learning_rate), loss="mse")
         timer = TimeHistory()
         callbacks = [timer]
         logger = None
@@ -219,9 +222,9 @@ class AEGMM(AEKMeans):
     def __init__(self, n_clusters=10, encoder_weights=None, hidden_dims=(500, 500, 2000),
                  latent_dim=10, epochs=50, batch_size=256, learning_rate=1e-3,
                  covariance_type="full", n_init=5, log_every=0, random_state=None,
-                 deterministic=True, verbose=0):
+                 deterministic=True, verbose=0, optimizer="adam"):
         super().__init__(n_clusters, hidden_dims, latent_dim, epochs, batch_size, learning_rate,
-                         n_init, log_every, random_state, deterministic, verbose)
+                         n_init, log_every, random_state, deterministic, verbose, optimizer)
         self.encoder_weights = encoder_weights
         self.covariance_type = covariance_type
 

@@ -18,7 +18,8 @@ from applications.ae_baseline import init_shared_autoencoder
 from core.base import BaseDeepClusterer
 from core.Conv import build_mlp_autoencoder
 from core.costs import boosted_target, dec_target
-from core.train import SelfTrainingNet, TargetBatches, TargetRefresh, kmeans_labels
+from core.train import (SelfTrainingNet, TargetBatches, TargetRefresh, kmeans_labels,
+                        make_optimizer)
 
 
 def make_target_fn(target, boost_alpha):
@@ -28,14 +29,6 @@ def make_target_fn(target, boost_alpha):
     if target == "boosted":
         return lambda q: boosted_target(q, boost_alpha)
     raise ValueError(f"target must be 'dec' or 'boosted', got {target!r}")
-
-
-def make_optimizer(name, learning_rate, momentum=0.9):
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 
 def self_train(net, X, y, n_clusters, seed, *, batch_size, update_interval, maxiter, tol,

@@ -49,7 +49,8 @@ class FCAEKMeans(AEKMeans):
     """Fully convolutional autoencoder (MSE, Adam) + k-means on its flattened code map.
 
     Parameters: ``n_clusters``, ``code_channels``, ``filters``, ``epochs``, ``batch_size``,
-    ``learning_rate``, ``n_init``, ``log_every``, ``random_state``, ``verbose``.
+    ``learning_rate``, ``optimizer`` ("adam" or "sgd"), ``n_init``, ``log_every``,
+    ``random_state``, ``verbose``.
     Attributes: ``labels_``, ``cluster_centers_``, ``model_`` (``FCAENet``), ``history_``.
     """
 
@@ -57,13 +58,14 @@ class FCAEKMeans(AEKMeans):
 
     def __init__(self, n_clusters=10, code_channels=10, filters=(32, 64, 128), epochs=50,
                  batch_size=256, learning_rate=1e-3, n_init=20, log_every=0, random_state=None,
-                 deterministic=True, verbose=0):
+                 deterministic=True, verbose=0, optimizer="adam"):
         self.n_clusters = n_clusters
         self.code_channels = code_channels
         self.filters = filters
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.optimizer = optimizer
         self.n_init = n_init
         self.log_every = log_every
         self.random_state = random_state

@@ -107,6 +107,15 @@ def kmeans_labels(z, n_clusters, seed, n_init=20):
     return km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32)
 
 
+def make_optimizer(name, learning_rate, momentum=0.9):
+    """``"sgd"`` (with momentum, DEC-keras) or ``"adam"``, by name."""
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
+
+
 def nearest_centre(z, centres, batch_size=8192):
     """Index of the nearest centre for each row of ``z``, computed batch-wise."""
     out = np.empty(len(z), dtype=np.int64)
