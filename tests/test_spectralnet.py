@@ -72,3 +72,34 @@ def test_code_space_of_a_saved_autoencoder(digits, tmp_path):
                                ae.transform(digits.x), rtol=1e-5, atol=1e-5)
     assert est.transform(digits.x).shape == (1797, 10)
     assert acc(digits.y, est.labels_) > 0.5
+
+
+def test_random_batches_depend_on_seed_epoch_and_index_only():
+    import keras
+
+    from applications.spectralnet import RandomBatches
+
+    first = RandomBatches(X, 32, 5, seed=3)
+    in_order = [first[i] for i in range(3)]
+    shuffled = RandomBatches(X, 32, 5, seed=3)
+    for i in (2, 0, 0, 1):  # out of order and repeated, as Keras asks
+        np.testing.assert_array_equal(shuffled[i], in_order[i])
+    assert not np.array_equal(in_order[0], in_order[1])
+    first.on_epoch_end()  # Keras ends a spurious epoch after peeking: no new draws
+    np.testing.assert_array_equal(first[0], in_order[0])
+    first.on_epoch_begin(), first.on_epoch_begin()
+    assert first.epoch == 1 and not np.array_equal(first[0], in_order[0])
+
+    seen = []
+
+    class XY(RandomBatches):
+        def __getitem__(self, index):
+            seen.append((self.epoch, index))
+            batch = super().__getitem__(index)
+            return batch, batch
+
+    model = keras.Sequential([keras.Input((X.shape[1],)), keras.layers.Dense(X.shape[1])])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(XY(X, 32, 4, seed=0), epochs=3, verbose=0, shuffle=False)
+    trained = seen[-12:]  # after Keras's peeks, every epoch in index order
+    assert trained == [(e, i) for e in range(3) for i in range(4)]

@@ -58,18 +58,28 @@ class PairBatches(keras.utils.PyDataset):
 
 
 class RandomBatches(keras.utils.PyDataset):
-    """``steps`` batches of ``batch_size`` rows drawn at random (SpectralNet's "epoch")."""
+    """``steps`` batches of ``batch_size`` rows drawn at random (SpectralNet's "epoch").
+
+    Batch ``index`` of epoch ``e`` is drawn from ``(seed, e, index)`` alone, and epochs are
+    counted by ``on_epoch_begin``: Keras peeks at the first batches and ends a spurious epoch
+    before training, so draws from one running generator (or an ``on_epoch_end`` count) would
+    tie the batches to the Keras version's fetch pattern. Fit it with ``shuffle=False``.
+    """
 
     def __init__(self, x, batch_size, steps, seed, **kwargs):
         super().__init__(**kwargs)
         self.x, self.batch_size, self.steps = x, min(batch_size, len(x)), steps
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch, self.epochs_begun = int(seed), 0, 0
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, index):
-        return self.x[self.rng.choice(len(self.x), self.batch_size, replace=False)]
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        return self.x[rng.choice(len(self.x), self.batch_size, replace=False)]
+
+    def on_epoch_begin(self):
+        self.epoch, self.epochs_begun = self.epochs_begun, self.epochs_begun + 1
 
 
 class SiameseNet(keras.Model):
@@ -310,7 +320,7 @@ class SpectralNet(BaseDeepClusterer):
             callbacks.append(logger)
         hist = net.fit(RandomBatches(train, self.spec_batch_size, self.spec_steps, seed + 3),
                        validation_data=val_data, epochs=self.spec_epochs, verbose=self.verbose,
-                       callbacks=callbacks)
+                       callbacks=callbacks, shuffle=False)
         self.history_["spectral_loss"] = [float(v) for v in hist.history["loss"]]
         self.history_["spectral_lr"] = [float(v) for v in handler.lr_history]
         self.history_["metrics"] = logger.history if logger else []
