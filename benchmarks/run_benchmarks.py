@@ -5,7 +5,9 @@ and render ``BENCHMARKS.md`` (mean +- std over seeds, next to the published numb
 Run from ``src/``:  ``python ../benchmarks/run_benchmarks.py --config ../benchmarks/baselines.json``
 A run spec may keep its output folder (``"out"``, ``{seed}`` filled in) and add arguments
 (``"extra_args"``, ``{seed}`` filled in; ``"seed_args"``, per seed), so that each seed of DEC or
-AE+GMM starts from that seed's own autoencoder (``--encoder-weights``).
+AE+GMM starts from that seed's own autoencoder (``--encoder-weights``), and may name a
+``"variant"`` (e.g. another autoencoder schedule): its rows are grouped, shown and replaced apart
+from the preset's rows of the same method.
 Results accumulate in ``benchmarks/results.json`` (one row per run, replaced when re-run), so a
 long benchmark can be resumed and extended; ``--render-only`` rewrites the table from it.
 """
@@ -47,6 +49,11 @@ PUBLISHED = {
     ("kmeans", "mnist"): "– (not in METHODS.md)",
     ("kmeans", "fashion"): "– (not in METHODS.md)",
 }
+
+
+def row_key(row):
+    """What identifies a result row: a re-run with the same key replaces it."""
+    return (row["method"], row["dataset"], row["protocol"], row.get("variant", ""), row["seed"])
 
 
 def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
@@ -127,7 +134,7 @@ def _mean_or_dash(values, spec=".0f"):
 def render(rows, hardware, loads=(), shipped=(), knn=()):
     groups = {}
     for row in rows:
-        groups.setdefault((row["method"], row["dataset"], row["protocol"]), []).append(row)
+        groups.setdefault(row_key(row)[:4], []).append(row)
     lines = [
         "# Benchmarks",
         "",
@@ -143,14 +150,15 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
         " peak RSS (MB) | published |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (method, dset, protocol), group in sorted(groups.items()):
+    for (method, dset, protocol, variant), group in sorted(groups.items()):
         group.sort(key=lambda r: r["seed"])
         # a resumed run timed only its last part: its scores count, its time does not
         timed = [r for r in group if not r.get("partial_time")]
         only = "" if len(timed) == len(group) else \
             f" (seeds {','.join(str(r['seed']) for r in timed)})"
         lines.append(
-            f"| {method} | {dset} | {protocol} | {','.join(str(r['seed']) for r in group)} | "
+            f"| {method}{f' ({variant})' if variant else ''} | {dset} | {protocol} | "
+            f"{','.join(str(r['seed']) for r in group)} | "
             f"{_mean_std([r['acc'] for r in group])} | {_mean_std([r['nmi'] for r in group])} | "
             f"{_mean_std([r['ari'] for r in group])} | "
             f"{_mean_or_dash([r['fit_seconds'] for r in timed], '.1f')}{only} | "
@@ -211,7 +219,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                 lines.append(f"| {k} | {rob[k]['acc']:.4f} | {rob[k]['nmi']:.4f} | "
                              f"{rob[k]['ari']:.4f} | {agree:.4f} |")
     lines += ["", "## Commands", ""]
-    for row in sorted(rows, key=lambda r: (r["method"], r["dataset"], r["protocol"], r["seed"])):
+    for row in sorted(rows, key=row_key):
         note = f" ({row['partial_time']})" if row.get("partial_time") else ""
         lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
                      f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s{note}")
@@ -243,9 +251,9 @@ def main(argv=None):
         config = json.loads(Path(args.config).read_text())
         for spec in config["runs"]:
             for seed in spec["seeds"]:
-                key = (spec["method"], spec["dset"], spec["protocol"], seed)
-                if args.skip_done and any((r["method"], r["dataset"], r["protocol"], r["seed"])
-                                          == key for r in rows):
+                key = (spec["method"], spec["dset"], spec["protocol"], spec.get("variant", ""),
+                       seed)
+                if args.skip_done and any(row_key(r) == key for r in rows):
                     continue
                 print(f"running {key} ...", flush=True)
                 extra = [a.format(seed=seed) for a in spec.get("extra_args", [])]
@@ -253,10 +261,11 @@ def main(argv=None):
                 keep = spec["out"].format(seed=seed) if "out" in spec else None
                 row = run_one(spec["method"], spec["dset"], spec["protocol"], seed, extra, keep)
                 row["hardware"] = hardware_string()
+                if spec.get("variant"):
+                    row["variant"] = spec["variant"]
                 print(f"  ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f} "
                       f"in {row['fit_seconds']:.0f} s", flush=True)
-                rows = [r for r in rows if (r["method"], r["dataset"], r["protocol"],
-                                            r["seed"]) != key] + [row]
+                rows = [r for r in rows if row_key(r) != key] + [row]
                 results_path.write_text(json.dumps(rows, indent=2) + "\n")
     loads_path = results_path.with_name(results_path.stem + "_data_load.json")
     loads = json.loads(loads_path.read_text()) if loads_path.is_file() else []

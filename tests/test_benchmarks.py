@@ -93,6 +93,19 @@ def test_resumed_rows_count_for_scores_but_not_for_time():
     assert "5 s (resumed: last stage only)" in table
 
 
+def test_variant_rows_are_grouped_apart_from_the_preset_rows():
+    row = dict(method="dec", dataset="mnist", protocol="full-70k", nmi=0.5, ari=0.4,
+               fit_seconds=10.0, samples_per_second=1.0, wall_seconds=1.0, peak_rss_mb=100.0,
+               command="cmd")
+    rows = [dict(row, seed=0, acc=0.8), dict(row, seed=1, acc=0.6),
+            dict(row, seed=0, acc=0.9, variant="sgd-ae")]
+    table = run_benchmarks.render(rows, "test machine")
+    assert "| dec | mnist | full-70k | 0,1 | 0.7000 ± 0.1414 |" in table
+    assert "| dec (sgd-ae) | mnist | full-70k | 0 | 0.9000 (1 seed) |" in table
+    keys = {run_benchmarks.row_key(r) for r in rows}
+    assert len(keys) == 3  # a variant's seed 0 does not replace the preset's seed 0
+
+
 def test_a_run_that_prints_more_than_a_pipe_holds_does_not_hang(tmp_path, monkeypatch):
     # a stand-in for run.py that writes 1 MB to each stream, then its metrics
     fake_src = tmp_path / "src"
