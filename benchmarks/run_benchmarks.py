@@ -202,6 +202,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                   "`encoder_weights` in their config start from the shared autoencoder "
                   "(`ae-kmeans`, 27,400 steps).", ""]
         lines += [f"- `{e['file']}`: `{e['command']}`"
+                  + (f" ({e['code_version']})" if e.get("code_version") else "")
                   for e in sorted(shipped, key=lambda e: e["file"])]
         for e in shipped:
             rob = e.get("robustness")
@@ -220,7 +221,8 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                              f"{rob[k]['ari']:.4f} | {agree:.4f} |")
     lines += ["", "## Commands", ""]
     for row in sorted(rows, key=row_key):
-        note = f" ({row['partial_time']})" if row.get("partial_time") else ""
+        notes = [row[k] for k in ("partial_time", "code_version") if row.get(k)]
+        note = f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
                      f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s{note}")
     lines += ["", "Samples/s counts training samples processed per second of fitting "

@@ -98,8 +98,9 @@ def test_variant_rows_are_grouped_apart_from_the_preset_rows():
                fit_seconds=10.0, samples_per_second=1.0, wall_seconds=1.0, peak_rss_mb=100.0,
                command="cmd")
     rows = [dict(row, seed=0, acc=0.8), dict(row, seed=1, acc=0.6),
-            dict(row, seed=0, acc=0.9, variant="sgd-ae")]
+            dict(row, seed=0, acc=0.9, variant="sgd-ae", code_version="before commit abc")]
     table = run_benchmarks.render(rows, "test machine")
+    assert "ACC 0.9000, NMI 0.5000, ARI 0.4000, 10 s (before commit abc)" in table
     assert "| dec | mnist | full-70k | 0,1 | 0.7000 ± 0.1414 |" in table
     assert "| dec (sgd-ae) | mnist | full-70k | 0 | 0.9000 (1 seed) |" in table
     keys = {run_benchmarks.row_key(r) for r in rows}
