@@ -6,7 +6,8 @@ towards DEC's target P = q^2/f, refreshed every ``update_interval`` steps, until
 ``tol`` of the labels change between refreshes (DEC-keras' schedule).
 
 Departure: the autoencoder is our shared one (Adam + MSE, ``ae-kmeans``), not DEC-keras' 300
-epochs of SGD(1, 0.9); pass ``encoder_weights=None`` to pretrain one here.
+epochs of SGD(1, 0.9); pass ``encoder_weights=None`` to pretrain one here, or the checkpoint of an
+``AEKMeans(optimizer="sgd", learning_rate=1.0, epochs=300)`` for DEC-keras' own.
 """
 
 import math
