@@ -46,7 +46,8 @@ class FCAENet(keras.Model):
 
 
 class FCAEKMeans(AEKMeans):
-    """Fully convolutional autoencoder (MSE, Adam) + k-means on its flattened code map.
+    """Fully convolutional autoencoder (MSE; Adam unless ``optimizer="sgd"``) + k-means on its
+    flattened code map.
 
     Parameters: ``n_clusters``, ``code_channels``, ``filters``, ``epochs``, ``batch_size``,
     ``learning_rate``, ``optimizer`` ("adam" or "sgd"), ``n_init``, ``log_every``,

@@ -69,7 +69,11 @@ class RandomBatches(keras.utils.PyDataset):
     def __init__(self, x, batch_size, steps, seed, **kwargs):
         super().__init__(**kwargs)
         self.x, self.batch_size, self.steps = x, min(batch_size, len(x)), steps
-        self.seed, self.epoch, self.epochs_begun = int(seed), 0, 0
+        self.seed, self.epochs_begun = int(seed), 0
+
+    @property
+    def epoch(self):
+        return max(self.epochs_begun - 1, 0)  # Keras's peeks before the first epoch draw epoch 0
 
     def __len__(self):
         return self.steps
@@ -79,7 +83,7 @@ class RandomBatches(keras.utils.PyDataset):
         return self.x[rng.choice(len(self.x), self.batch_size, replace=False)]
 
     def on_epoch_begin(self):
-        self.epoch, self.epochs_begun = self.epochs_begun, self.epochs_begun + 1
+        self.epochs_begun += 1
 
 
 class SiameseNet(keras.Model):
