@@ -194,7 +194,8 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                   "| train s | published |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for e in sorted(shipped, key=lambda e: e["file"]):
             lines.append(
-                f"| `{e['file']}` | {e['method']} | {e['dataset']} | {e['protocol']} | "
+                f"| `{e['file']}` | {e['method']}{f' ({v})' if (v := e.get('variant')) else ''} | "
+                f"{e['dataset']} | {e['protocol']} | "
                 f"{e['seed']} | {e['acc']:.4f} | {e['nmi']:.4f} | {e['ari']:.4f} | {e['steps']} | "
                 f"{e.get('train_seconds', '–')} | "
                 f"{PUBLISHED.get((e['method'], e['dataset']), '–')} |")
@@ -202,6 +203,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                   "`encoder_weights` in their config start from the shared autoencoder "
                   "(`ae-kmeans`, 27,400 steps).", ""]
         lines += [f"- `{e['file']}`: `{e['command']}`"
+                  + (f", shipped with `{e['exported_by']}`" if e.get("exported_by") else "")
                   + (f" ({e['code_version']})" if e.get("code_version") else "")
                   for e in sorted(shipped, key=lambda e: e["file"])]
         for e in shipped:

@@ -23,6 +23,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
     ["--method", "kmeans", "--param", "n_init=1"],
     ["--method", "kmeans", "--dset", "digits", "--train", "--param", "n_int=1"],
     ["--method", "kmeans", "--dset", "digits", "--train", "--param", "n_init"],
+    ["--from-run", "out", "--train"],
+    ["--variant", "Bad_Name"],
+    ["--method", "ae-kmeans", "--train", "--variant", "sgd"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -79,22 +82,54 @@ def test_encoder_weights_start_a_method_from_a_given_autoencoder(tmp_path, digit
     assert "nowhere" in capsys.readouterr().err
 
 
+def test_a_run_ships_as_a_variant_checkpoint_under_its_training_command(
+        tmp_path, digits, monkeypatch, capsys):
+    path = tmp_path / "few.npz"
+    np.savez(path, x=(digits.x[:300, ..., 0] * 255).astype(np.uint8), y=digits.y[:300])
+    monkeypatch.setenv("DEEPCLUSTER_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    common = ["--dset", str(path), "--method", "ae-kmeans", "--no-plots", "--verbose", "0"]
+    train = [*common, "--train", "--epochs", "2", "--seed", "4", "--out", str(tmp_path / "run")]
+    assert main(train) == 0
+    trained = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert main([*common, "--from-run", str(tmp_path / "run"), "--out", str(tmp_path / "run")]
+                ) == 1                                   # would overwrite the run's record
+    assert "another --out" in capsys.readouterr().err
+    assert main([*common, "--from-run", str(tmp_path / "run"), "--save-pretrained",
+                 "--variant", "short", "--out", str(tmp_path / "export")]) == 0
+    entry, = load_manifest(tmp_path / "pretrained")
+    assert entry["file"] == "few_ae-kmeans-short_full-70k.weights.h5"
+    assert entry["variant"] == "short" and entry["command"] == trained["command"]
+    assert entry["seed"] == 4 and entry["steps"] == trained["steps"] == 2 * 2  # batch 256
+    assert "--from-run" in entry["exported_by"] and entry["acc"] == trained["acc"]
+    # the variant is found by name only; the method's default checkpoint is another one
+    assert main([*common, "--out", str(tmp_path / "default")]) == 1
+    assert "--method ae-kmeans --train" in capsys.readouterr().err
+    assert main([*common, "--variant", "short", "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again/metrics.json").read_text())
+    assert again["acc"] == trained["acc"] and again["nmi"] == trained["nmi"]
+    assert main(["--dset", str(path), "--method", "ae-gmm", "--no-plots", "--from-run",
+                 str(tmp_path / "run"), "--out", str(tmp_path / "wrong")]) == 1
+    assert "trained with method 'ae-kmeans', not 'ae-gmm'" in capsys.readouterr().err
+
+
 def test_missing_checkpoint_says_how_to_train(tmp_path, capsys):
     assert main(["--dset", "digits", "--method", "ae-kmeans", "--out", str(tmp_path)]) == 1
     assert "--method ae-kmeans --train" in capsys.readouterr().err
 
 
-SHIPPED = [(e["method"], e["dataset"], e["protocol"]) for e in load_manifest()]
+SHIPPED = [(e["method"], e["dataset"], e["protocol"], e.get("variant")) for e in load_manifest()]
 
 
-@pytest.mark.parametrize("method,dataset,protocol", SHIPPED)
-def test_shipped_checkpoint_reproduces_its_manifest(method, dataset, protocol, mnist_full,
-                                                    fashion_full, tmp_path):
-    entry = next(e for e in load_manifest() if (e["method"], e["dataset"], e["protocol"])
-                 == (method, dataset, protocol))
+@pytest.mark.parametrize("method,dataset,protocol,variant", SHIPPED)
+def test_shipped_checkpoint_reproduces_its_manifest(method, dataset, protocol, variant,
+                                                    mnist_full, fashion_full, tmp_path):
+    entry = next(e for e in load_manifest() if (e["method"], e["dataset"], e["protocol"],
+                                                 e.get("variant"))
+                 == (method, dataset, protocol, variant))
     proc = subprocess.run([sys.executable, "applications/run.py", "--dset", dataset, "--method",
                            method, "--protocol", protocol, "--out", str(tmp_path),
-                           "--tsne-points", "500"],
+                           "--tsne-points", "500"]
+                          + (["--variant", variant] if variant else []),
                           cwd=SRC, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "ACC" in proc.stdout and "NMI" in proc.stdout and "ARI" in proc.stdout

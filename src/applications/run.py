@@ -9,6 +9,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ METHOD_NAMES = ("alrdc", "ae-kmeans", "ae-gmm", "vae-kmeans", "vae-gmm", "kmeans
 MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 MNIST_FCAE = "pretrained:mnist_fcae-kmeans_full-70k.weights.h5"
 FASHION_AE = "pretrained:fashion_ae-kmeans_full-70k.weights.h5"
+VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 DEFAULT_METHOD = "alrdc"
 # upstream ALRDC and DSCDAN train and score on the 10,000 MNIST test images; others on 70,000
 DEFAULT_PROTOCOLS = {"alrdc": "test-10k", "dscdan": "test-10k"}
@@ -172,7 +174,16 @@ def build_parser():
                         help="number of clusters (default: number of classes)")
     parser.add_argument("--out", default=None, help="output folder (default: out/METHOD_DSET)")
     parser.add_argument("--save-pretrained", action="store_true",
-                        help="with --train: store the checkpoint in pretrained/ and its manifest")
+                        help="with --train or --from-run: store the checkpoint in pretrained/ "
+                             "and its manifest")
+    parser.add_argument("--from-run", default=None, metavar="DIR",
+                        help="evaluate the model an earlier --train saved in DIR (its --out "
+                             "folder) instead of a shipped checkpoint; with --save-pretrained, "
+                             "ship it under the command that trained it")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="a named alternative checkpoint of the method (e.g. another "
+                             "training schedule): loads pretrained/DSET_METHOD-NAME_PROTOCOL; "
+                             "with --save-pretrained, stores it there")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--tsne-points", type=int, default=3000,
                         help="points drawn in the t-SNE plot (default: 3000)")
@@ -224,8 +235,15 @@ def main(argv=None):
     dset_name = Path(args.dset).stem if args.dset.endswith(".npz") else args.dset
     if not args.dset.endswith(".npz") and args.dset not in ("mnist", "fashion", "digits"):
         parser.error(f"unknown dataset '{args.dset}': use mnist, fashion, digits or a .npz path")
-    if args.save_pretrained and not args.train:
-        parser.error("--save-pretrained needs --train")
+    if args.save_pretrained and not (args.train or args.from_run):
+        parser.error("--save-pretrained needs --train or --from-run")
+    if args.from_run and args.train:
+        parser.error("--from-run evaluates a trained model; it does not go with --train")
+    if args.variant is not None and not VARIANT_NAME.fullmatch(args.variant):
+        parser.error(f"--variant {args.variant!r}: use lower-case letters, digits, '.' and '-'")
+    if args.variant and args.train and not args.save_pretrained:
+        parser.error("--variant names a shipped checkpoint: with --train it needs "
+                     "--save-pretrained")
     if args.encoder_weights and not args.train:
         parser.error("--encoder-weights needs --train")
     if args.param and not args.train:
@@ -243,6 +261,8 @@ def main(argv=None):
         return 1
     n_clusters = args.n_clusters or ds.n_clusters
     cls, uses_checkpoint, presets = _presets()[args.method]
+    if args.from_run and not uses_checkpoint:
+        parser.error(f"--from-run: {args.method} keeps no trained model")
     out = Path(args.out or f"out/{args.method}_{dset_name}_{args.protocol}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"{args.method} on {dset_name} ({args.protocol}): {len(ds.x)} training images, "
@@ -277,12 +297,20 @@ def main(argv=None):
         except CheckpointError as err:  # e.g. a missing or corrupt --encoder-weights file
             print(f"error: {err}", file=sys.stderr)
             return 1
+    elif args.from_run:
+        try:
+            est, trained_by = _load_run(cls, Path(args.from_run), args, dset_name, out)
+        except (CheckpointError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        args.seed = trained_by.get("seed", args.seed)  # what metrics.json reports
+        source = f"run {args.from_run} (seed {args.seed})"
     else:
         try:
-            entry = find_checkpoint(args.method, dset_name, args.protocol)
+            entry = find_checkpoint(args.method, dset_name, args.protocol, variant=args.variant)
         except CheckpointError:
             try:
-                entry = find_checkpoint(args.method, dset_name)
+                entry = find_checkpoint(args.method, dset_name, variant=args.variant)
             except CheckpointError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return 1
@@ -300,7 +328,8 @@ def main(argv=None):
               "n_train": int(len(ds.x)), "n_scored": int(len(ds.x_eval)),
               "n_clusters": int(n_clusters), "seed": args.seed,
               "source": source, "seconds": round(time.perf_counter() - start, 2),
-              "fit_seconds": round(fit_seconds, 2), "command": _command_line(argv)}
+              "fit_seconds": round(fit_seconds, 2), "command": _command_line(argv),
+              "hardware": hardware_string()}
     if args.train:  # what the benchmark runner turns into samples per second: the samples
         # an estimator counted (several batch sizes: ALRDC, DSCDAN, SpectralNet) or steps x batch
         result.update(steps=getattr(est, "n_steps_", None),
@@ -326,14 +355,24 @@ def main(argv=None):
     if args.save_pretrained:
         from core.checkpoints import pretrained_dir
 
-        path = pretrained_dir() / f"{dset_name}_{args.method}_{args.protocol}.weights.h5"
+        name = args.method + (f"-{args.variant}" if args.variant else "")
+        path = pretrained_dir() / f"{dset_name}_{name}_{args.protocol}.weights.h5"
+        training = {"seed": args.seed, "command": _command_line(argv),
+                    "steps": getattr(est, "n_steps_", None), "hardware": hardware_string(),
+                    "train_seconds": round(fit_seconds, 1)}
+        if args.from_run:  # the run's own record of how it was trained
+            training = {"seed": trained_by["seed"], "command": trained_by["command"],
+                        "steps": trained_by.get("steps"),
+                        "hardware": trained_by.get("hardware", hardware_string()),
+                        "train_seconds": trained_by.get("fit_seconds"),
+                        "exported_by": _command_line(argv)}
         entry = save_checkpoint(
             est.model_, path, method=args.method, dataset=dset_name, protocol=args.protocol,
-            seed=args.seed, command=_command_line(argv), steps=getattr(est, "n_steps_", None),
-            hardware=hardware_string(), metrics=result,
+            metrics=result,
             config={"params": est.get_params(), "input_shape": list(est.input_shape_),
                     "extra": est._extra_state()},
-            train_seconds=round(fit_seconds, 1), n_scored=result["n_scored"],
+            n_scored=result["n_scored"],
+            **({"variant": args.variant} if args.variant else {}), **training,
             **({"robustness": result["robustness"]} if "robustness" in result else {}))
         print(f"saved {path} (sha256 {entry['sha256'][:12]}...) and recorded it in the manifest")
     elif args.train and uses_checkpoint:
@@ -348,6 +387,32 @@ def main(argv=None):
                         title=f"{args.method} on {dset_name}: scores during training")
     print(f"wrote {out}/metrics.json" + ("" if args.no_plots else " and PNG figures"))
     return 0
+
+
+def _load_run(cls, run_dir, args, dset_name, out):
+    """The estimator an earlier ``--train`` saved in ``run_dir``, and that run's metrics.json
+    (its training command, seed, steps and time), after checking that it fits the arguments."""
+    from core.checkpoints import CheckpointError
+
+    record_path = run_dir / "metrics.json"
+    if not (run_dir / "model.json").is_file() or not record_path.is_file():
+        raise CheckpointError(f"--from-run {run_dir}: no model.json and metrics.json there; "
+                              "pass the --out folder of a run.py --train")
+    if out.resolve() == run_dir.resolve():
+        raise ValueError(f"--from-run {run_dir}: choose another --out, this one would overwrite "
+                         "the run's own metrics.json")
+    try:
+        trained_by = json.loads(record_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"corrupt run record {record_path}: {err}") from err
+    if "--train" not in str(trained_by.get("command", "")).split():
+        raise CheckpointError(f"{record_path} does not record a --train command")
+    for key, want in (("method", args.method), ("dataset", dset_name),
+                      ("protocol", args.protocol)):
+        if trained_by.get(key) != want:
+            raise ValueError(f"--from-run {run_dir} was trained with {key} "
+                             f"{trained_by.get(key)!r}, not {want!r}")
+    return cls.load(run_dir / "model"), trained_by
 
 
 def _robustness(est, ds, args):

@@ -123,15 +123,18 @@ def load_weights_verified(model, path, expected_sha256=None):
         raise CheckpointError(f"cannot load checkpoint {path} into {model.name}: {err}") from err
 
 
-def find_checkpoint(method, dataset, protocol=None, directory=None) -> dict:
-    """The manifest entry of the shipped checkpoint for ``method`` on ``dataset``."""
+def find_checkpoint(method, dataset, protocol=None, directory=None, variant=None) -> dict:
+    """The manifest entry of the shipped checkpoint for ``method`` on ``dataset``; ``variant``
+    picks one of its named alternatives (e.g. another training schedule), None the default."""
     entries = [e for e in load_manifest(directory)
                if e.get("method") == method and e.get("dataset") == dataset
-               and (protocol is None or e.get("protocol") == protocol)]
+               and (protocol is None or e.get("protocol") == protocol)
+               and e.get("variant") == variant]
     if not entries:
         where = f" ({protocol})" if protocol else ""
+        which = f" variant '{variant}'" if variant else ""
         raise CheckpointError(
-            f"no pretrained checkpoint for method '{method}' on '{dataset}'{where} in "
+            f"no pretrained checkpoint for method '{method}'{which} on '{dataset}'{where} in "
             f"{manifest_path(directory)}; train one with: python applications/run.py "
             f"--dset {dataset} --method {method} --train")
     entry = dict(entries[0])
