@@ -20,8 +20,9 @@ METHOD_NAMES = ("alrdc", "ae-kmeans", "ae-gmm", "vae-kmeans", "vae-gmm", "kmeans
 MNIST_AE = "pretrained:mnist_ae-kmeans_full-70k.weights.h5"
 MNIST_FCAE = "pretrained:mnist_fcae-kmeans_full-70k.weights.h5"
 FASHION_AE = "pretrained:fashion_ae-kmeans_full-70k.weights.h5"
-# the same autoencoder trained with DEC-keras's schedule (300 epochs of SGD(1.0, 0.9)), for DEC
+# the same autoencoders trained with DEC-keras's schedule (300 epochs of SGD(1.0, 0.9)), for DEC
 MNIST_AE_SGD = "pretrained:mnist_ae-kmeans-sgd_full-70k.weights.h5"
+FASHION_AE_SGD = "pretrained:fashion_ae-kmeans-sgd_full-70k.weights.h5"
 VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 DEFAULT_METHOD = "alrdc"
 # upstream ALRDC and DSCDAN train and score on the 10,000 MNIST test images; others on 70,000
@@ -73,7 +74,7 @@ def _presets():
         # of ae-kmeans; the other methods share the Adam one), then its clustering schedule
         "dec": (DEC, True, {
             "mnist": {"encoder_weights": MNIST_AE_SGD},
-            "fashion": {"encoder_weights": FASHION_AE},
+            "fashion": {"encoder_weights": FASHION_AE_SGD},
             "digits": {"pretrain_epochs": 60, "batch_size": 64, "update_interval": 50,
                        "maxiter": 1000},
             "*": {"pretrain_epochs": 50},
