@@ -1,0 +1,137 @@
+"""What SpectralNet's objective allows on a code space: exact spectral clustering of the same
+Gaussian kNN affinity, with no network in between.
+
+SpectralNet learns a map whose outputs approximate the bottom eigenvectors of the graph
+Laplacian of each random batch (METHODS.md §1.3). This probe solves that eigenproblem exactly,
+(a) on random batches of ``--batch-size`` (the graph each training step sees, with the fixed
+scale the runner computes) and (b) on one kNN graph of all images, symmetric-normalised
+(Ng-Jordan-Weiss; with ``--unnormalised`` also SpectralNet's unnormalised Laplacian, slow), then
+runs k-means on the eigenvectors. If exact solutions stay well below a target, the affinity, not
+the network, is the limit.
+
+Run from ``src/``:
+``python ../benchmarks/spectral_ceiling_probe.py --dset mnist --n-nbrs 3 10``
+(``--weights`` takes anything ``--encoder-weights`` does; default: the SpectralNet preset's AE).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+PRESET_AE = {"mnist": "pretrained:mnist_ae-kmeans_full-70k.weights.h5",
+             "fashion": "pretrained:fashion_ae-kmeans_full-70k.weights.h5"}
+
+
+def _kmeans_scores(y, vectors, n_clusters, seed):
+    from sklearn.cluster import KMeans
+
+    from core.metrics import evaluate
+    labels = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(vectors)
+    return evaluate(y, labels)
+
+
+def batch_spectral(z, y, n_clusters, n_nbrs, scale, batch_size, n_batches, seed):
+    """Exact bottom eigenvectors of L = D - W on random batches; per-batch ACC and components."""
+    from scipy.sparse.csgraph import connected_components
+
+    from core import costs
+    rng = np.random.default_rng(seed)
+    accs, comps = [], []
+    for _ in range(n_batches):
+        idx = rng.choice(len(z), size=min(batch_size, len(z)), replace=False)
+        w = np.asarray(costs.knn_affinity(z[idx], n_nbrs, scale=scale), dtype=np.float64)
+        comps.append(connected_components(w > 0, directed=False)[0])
+        lap = np.diag(w.sum(1)) - w
+        _, vecs = np.linalg.eigh(lap)
+        accs.append(_kmeans_scores(y[idx], vecs[:, :n_clusters], n_clusters, seed)["acc"])
+    return np.array(accs), np.array(comps)
+
+
+def global_spectral(z, y, n_clusters, n_nbrs, scale_nbr, seed, unnormalised=False):
+    """Spectral clustering of one symmetric kNN graph of all points (median scale), scored on
+    its largest connected component (small kNN graphs leave a few tiny islands, and each island
+    takes an eigenvalue 0 that would crowd out the clusters)."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import eigsh
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, idx = NearestNeighbors(n_neighbors=n_nbrs).fit(z).kneighbors(z)  # self included
+    sq = dist**2
+    median = np.median(sq[:, scale_nbr - 1])
+    n = len(z)
+    w = sp.csr_matrix((np.exp(-sq / (2.0 * median)).ravel(),
+                       (np.repeat(np.arange(n), n_nbrs), idx.ravel())), shape=(n, n))
+    w = (w + w.T) / 2.0
+    w.setdiag(0)  # self-loops do not change the Laplacian
+    w.eliminate_zeros()
+    n_comp, comp_labels = connected_components(w, directed=False)
+    keep = comp_labels == np.argmax(np.bincount(comp_labels))
+    w, y = w[keep][:, keep], y[keep]
+    degree = np.asarray(w.sum(1)).ravel()
+    results = {"components": int(n_comp), "largest_component": int(keep.sum())}
+    d_isqrt = sp.diags(1.0 / np.sqrt(degree))
+    _, vecs = eigsh(d_isqrt @ w @ d_isqrt, k=n_clusters, which="LA")
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    results["normalised"] = _kmeans_scores(y, vecs, n_clusters, seed)
+    if unnormalised:
+        # shift-invert just below 0 (L is positive semi-definite, L + 1e-3 I factorises); its
+        # fill-in makes this minutes long on 70,000 points, hence opt-in
+        lap = sp.diags(degree) - w
+        _, vecs = eigsh(lap.tocsc(), k=n_clusters, sigma=-1e-3, which="LM")
+        results["unnormalised"] = _kmeans_scores(y, vecs, n_clusters, seed)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dset", default="mnist")
+    parser.add_argument("--protocol", default="full-70k")
+    parser.add_argument("--weights", default=None,
+                        help="saved AEKMeans model (as --encoder-weights)")
+    parser.add_argument("--n-nbrs", type=int, nargs="+", default=[3])
+    parser.add_argument("--scale-nbr", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--n-batches", type=int, default=20)
+    parser.add_argument("--unnormalised", action="store_true",
+                        help="also solve the unnormalised Laplacian of the full graph (slow)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from applications.ae_baseline import AEKMeans, resolve_checkpoint
+    from core.data import load_dataset
+    from core.metrics import format_metrics
+    from core.pairs import get_scale
+
+    ds = load_dataset(args.dset, args.protocol)
+    weights = args.weights or PRESET_AE[args.dset]
+    z = AEKMeans.load(resolve_checkpoint(weights)).transform(ds.x).astype(np.float32)
+    z /= z.std()  # as SpectralNet's standardize=True; scales do not change the clusters
+    print(f"{weights}: {len(z)} codes of width {z.shape[1]}")
+    print(format_metrics(_kmeans_scores(ds.y, z, ds.n_clusters, args.seed),
+                         prefix="k-means on the codes  "), flush=True)
+    # the runner's fixed affinity scale (get_scale on the training features, without replacement)
+    scale = get_scale(z, args.batch_size, args.scale_nbr, args.seed, replace=False)
+    for k in args.n_nbrs:
+        accs, comps = batch_spectral(z, ds.y, ds.n_clusters, k, scale, args.batch_size,
+                                     args.n_batches, args.seed)
+        print(f"n_nbrs={k}: exact eigenvectors of {args.n_batches} random batches of "
+              f"{args.batch_size}: ACC {accs.mean():.4f} ± {accs.std():.4f} "
+              f"(min {accs.min():.4f}, max {accs.max():.4f}); graph components per batch "
+              f"{np.median(comps):.0f} (median)", flush=True)
+        res = global_spectral(z, ds.y, ds.n_clusters, k, args.scale_nbr, args.seed,
+                              args.unnormalised)
+        print(f"n_nbrs={k}: one graph of all {len(z)}: {res['components']} components; "
+              f"scored on the largest ({res['largest_component']} points)", flush=True)
+        for kind in ("normalised", "unnormalised")[:1 + args.unnormalised]:
+            print(format_metrics(res[kind], prefix=f"  {kind:12s} Laplacian + k-means  "),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
