@@ -51,20 +51,29 @@ def batch_spectral(z, y, n_clusters, n_nbrs, scale, batch_size, n_batches, seed)
     return np.array(accs), np.array(comps)
 
 
-def global_spectral(z, y, n_clusters, n_nbrs, scale_nbr, seed, unnormalised=False):
-    """Spectral clustering of one symmetric kNN graph of all points (median scale), scored on
-    its largest connected component (small kNN graphs leave a few tiny islands, and each island
-    takes an eigenvalue 0 that would crowd out the clusters)."""
+def global_spectral(z, y, n_clusters, n_nbrs, scale_nbr, seed, unnormalised=False,
+                    local_scale=0):
+    """Spectral clustering of one symmetric kNN graph of all points, scored on its largest
+    connected component (small kNN graphs leave a few tiny islands, and each island takes an
+    eigenvalue 0 that would crowd out the clusters). The scale is the global median of the
+    ``scale_nbr``-th squared neighbour distance, or with ``local_scale`` = j > 0 the self-tuning
+    sigma_i sigma_j of Zelnik-Manor and Perona, sigma_i the distance to i's j-th neighbour."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
     from scipy.sparse.linalg import eigsh
     from sklearn.neighbors import NearestNeighbors
 
-    dist, idx = NearestNeighbors(n_neighbors=n_nbrs).fit(z).kneighbors(z)  # self included
-    sq = dist**2
-    median = np.median(sq[:, scale_nbr - 1])
+    n_query = max(n_nbrs, local_scale)
+    dist, idx = NearestNeighbors(n_neighbors=n_query).fit(z).kneighbors(z)  # self included
+    if local_scale:
+        sigma = dist[:, local_scale - 1]
+        weights = np.exp(-dist[:, :n_nbrs]**2
+                         / (sigma[:, None] * sigma[idx[:, :n_nbrs]] + 1e-12))
+    else:
+        weights = np.exp(-dist[:, :n_nbrs]**2 / (2.0 * np.median(dist[:, scale_nbr - 1]**2)))
+    idx = idx[:, :n_nbrs]
     n = len(z)
-    w = sp.csr_matrix((np.exp(-sq / (2.0 * median)).ravel(),
+    w = sp.csr_matrix((weights.ravel(),
                        (np.repeat(np.arange(n), n_nbrs), idx.ravel())), shape=(n, n))
     w = (w + w.T) / 2.0
     w.setdiag(0)  # self-loops do not change the Laplacian
@@ -97,6 +106,9 @@ def main(argv=None):
     parser.add_argument("--scale-nbr", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--n-batches", type=int, default=20)
+    parser.add_argument("--local-scale", type=int, default=0, metavar="J",
+                        help="full graph only: self-tuning scale from the J-th neighbour "
+                             "(self counted first; 0: global median scale as SpectralNet)")
     parser.add_argument("--unnormalised", action="store_true",
                         help="also solve the unnormalised Laplacian of the full graph (slow)")
     parser.add_argument("--seed", type=int, default=0)
@@ -124,7 +136,7 @@ def main(argv=None):
               f"(min {accs.min():.4f}, max {accs.max():.4f}); graph components per batch "
               f"{np.median(comps):.0f} (median)", flush=True)
         res = global_spectral(z, ds.y, ds.n_clusters, k, args.scale_nbr, args.seed,
-                              args.unnormalised)
+                              args.unnormalised, args.local_scale)
         print(f"n_nbrs={k}: one graph of all {len(z)}: {res['components']} components; "
               f"scored on the largest ({res['largest_component']} points)", flush=True)
         for kind in ("normalised", "unnormalised")[:1 + args.unnormalised]:
