@@ -290,21 +290,7 @@ class SpectralNet(BaseDeepClusterer):
         monitor = "val_loss" if n_val else "loss"
         self.history_ = {}
         if self.affinity == "siamese":
-            siamese = SiameseNet(net.siamese)
-            siamese.compile(optimizer=keras.optimizers.RMSprop(self.siam_lr))
-            pairs, labels = create_pairs_from_unlabeled_data(self._neighbours(train, seed),
-                                                             self.siam_tot_pairs, seed)
-            data = PairBatches(train, pairs, labels, self.siam_batch_size, seed)
-            val_data = None
-            if n_val > self.siam_k:
-                vpairs, vlabels = create_pairs_from_unlabeled_data(
-                    self._neighbours(val, seed + 1), self.siam_tot_pairs, seed + 1)
-                val_data = PairBatches(val, vpairs, vlabels, self.siam_batch_size, seed + 1)
-            hist = siamese.fit(data, validation_data=val_data, epochs=self.siam_epochs,
-                               verbose=self.verbose, callbacks=[LearningHandler(
-                                   monitor if val_data else "loss", self.siam_patience)])
-            self.history_["siamese_loss"] = [float(v) for v in hist.history["loss"]]
-            basis = net.siamese.predict(train, batch_size=4096, verbose=0)
+            basis = self._train_siamese(train, val, seed)
         else:
             basis = train
         scale = get_scale(basis, self.spec_batch_size, self.scale_nbr, seed,
@@ -335,6 +321,27 @@ class SpectralNet(BaseDeepClusterer):
         if not scored_last:  # else the logger's last score already froze Orthonorm, fit k-means
             self._cluster_outputs(train, feats, seed)
         net.compile()  # drop optimizer moments before any save
+
+    def _train_siamese(self, train, val, seed, callbacks=()):
+        """Train the siamese embedder on kNN pairs of ``train`` (``val`` drives the learning
+        rate); returns its embedding of ``train``. ``callbacks`` are extra Keras callbacks."""
+        net = self.model_
+        siamese = SiameseNet(net.siamese)
+        siamese.compile(optimizer=keras.optimizers.RMSprop(self.siam_lr))
+        pairs, labels = create_pairs_from_unlabeled_data(self._neighbours(train, seed),
+                                                         self.siam_tot_pairs, seed)
+        data = PairBatches(train, pairs, labels, self.siam_batch_size, seed)
+        val_data = None
+        if len(val) > self.siam_k:
+            vpairs, vlabels = create_pairs_from_unlabeled_data(
+                self._neighbours(val, seed + 1), self.siam_tot_pairs, seed + 1)
+            val_data = PairBatches(val, vpairs, vlabels, self.siam_batch_size, seed + 1)
+        hist = siamese.fit(data, validation_data=val_data, epochs=self.siam_epochs,
+                           verbose=self.verbose, callbacks=[LearningHandler(
+                               "val_loss" if val_data else "loss", self.siam_patience),
+                               *callbacks])
+        self.history_["siamese_loss"] = [float(v) for v in hist.history["loss"]]
+        return net.siamese.predict(train, batch_size=4096, verbose=0)
 
     def _cluster_outputs(self, train, feats, seed):
         """Freeze the Orthonorm weights on the training set, fit k-means on the outputs of
