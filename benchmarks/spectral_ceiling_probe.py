@@ -51,6 +51,20 @@ def batch_spectral(z, y, n_clusters, n_nbrs, scale, batch_size, n_batches, seed)
     return np.array(accs), np.array(comps)
 
 
+def _top_eigenvectors(m, k):
+    """Eigenvectors of the ``k`` largest eigenvalues of the sparse symmetric ``m``. Well
+    separated clusters put ``k`` eigenvalues next to 1, where ARPACK's default Krylov space can
+    fail to converge: small graphs are solved densely, large ones retry with a wider space."""
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    if m.shape[0] <= 5000:
+        return np.linalg.eigh(m.toarray())[1][:, -k:]
+    try:
+        return eigsh(m, k=k, which="LA")[1]
+    except ArpackNoConvergence:
+        return eigsh(m, k=k, which="LA", ncv=max(8 * k, 64), maxiter=100 * m.shape[0])[1]
+
+
 def global_spectral(z, y, n_clusters, n_nbrs, scale_nbr, seed, unnormalised=False,
                     local_scale=0):
     """Spectral clustering of one symmetric kNN graph of all points, scored on its largest
@@ -84,7 +98,7 @@ def global_spectral(z, y, n_clusters, n_nbrs, scale_nbr, seed, unnormalised=Fals
     degree = np.asarray(w.sum(1)).ravel()
     results = {"components": int(n_comp), "largest_component": int(keep.sum())}
     d_isqrt = sp.diags(1.0 / np.sqrt(degree))
-    _, vecs = eigsh(d_isqrt @ w @ d_isqrt, k=n_clusters, which="LA")
+    vecs = _top_eigenvectors(d_isqrt @ w @ d_isqrt, n_clusters)
     vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
     results["normalised"] = _kmeans_scores(y, vecs, n_clusters, seed)
     if unnormalised:

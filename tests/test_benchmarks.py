@@ -120,3 +120,24 @@ def test_a_run_that_prints_more_than_a_pipe_holds_does_not_hang(tmp_path, monkey
     monkeypatch.setattr(run_benchmarks, "SRC", fake_src)
     row = run_benchmarks.run_one("kmeans", "digits", "full-70k", 0)
     assert row["acc"] == 0.5 and row["stdout_tail"] == ["last line"]
+
+
+
+def test_spectral_ceiling_probe_recovers_blobs():
+    import numpy as np
+    from sklearn.datasets import make_blobs
+
+    import spectral_ceiling_probe as probe
+
+    # far-apart blobs: every batch graph has one component per blob, and its exact
+    # eigenvectors must recover them
+    z, y = make_blobs(n_samples=600, centers=[[0, 0], [40, 0], [0, 40]], random_state=0)
+    accs, comps = probe.batch_spectral(z.astype(np.float32), y, 3, n_nbrs=5, scale=1.0,
+                                       batch_size=300, n_batches=3, seed=0)
+    assert np.all(accs == 1.0) and np.all(comps == 3)
+    # touching blobs: one connected graph of all points, which the normalised Laplacian splits
+    z, y = make_blobs(n_samples=900, centers=[[0, 0], [6, 0], [3, 5]], cluster_std=1.0,
+                      random_state=0)
+    res = probe.global_spectral(z, y, 3, n_nbrs=10, scale_nbr=2, seed=0)
+    assert res["components"] == 1 and res["largest_component"] == 900
+    assert res["normalised"]["acc"] > 0.99
