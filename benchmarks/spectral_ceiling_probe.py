@@ -36,20 +36,24 @@ def _kmeans_scores(y, vectors, n_clusters, seed):
 
 
 def batch_spectral(z, y, n_clusters, n_nbrs, scale, batch_size, n_batches, seed):
-    """Exact bottom eigenvectors of L = D - W on random batches; per-batch ACC and components."""
+    """Exact bottom eigenvectors of L = D - W on random batches: per-batch ACC, components and
+    the sum of the ``n_clusters`` smallest eigenvalues, the least spectral loss a network with
+    orthonormal outputs can reach on the batch (the runner's loss, sum W_ij |y_i - y_j|^2 / 2m
+    with Y^T Y = m I, is tr(Q^T L Q) for Q = Y / sqrt(m))."""
     from scipy.sparse.csgraph import connected_components
 
     from core import costs
     rng = np.random.default_rng(seed)
-    accs, comps = [], []
+    accs, comps, losses = [], [], []
     for _ in range(n_batches):
         idx = rng.choice(len(z), size=min(batch_size, len(z)), replace=False)
         w = np.asarray(costs.knn_affinity(z[idx], n_nbrs, scale=scale), dtype=np.float64)
         comps.append(connected_components(w > 0, directed=False)[0])
         lap = np.diag(w.sum(1)) - w
-        _, vecs = np.linalg.eigh(lap)
+        vals, vecs = np.linalg.eigh(lap)
+        losses.append(vals[:n_clusters].sum())
         accs.append(_kmeans_scores(y[idx], vecs[:, :n_clusters], n_clusters, seed)["acc"])
-    return np.array(accs), np.array(comps)
+    return np.array(accs), np.array(comps), np.array(losses)
 
 
 def _top_eigenvectors(m, k):
@@ -121,12 +125,13 @@ def analyse(z, y, n_clusters, args, what):
     # the runner's fixed affinity scale (get_scale on the training features, without replacement)
     scale = get_scale(z, args.batch_size, args.scale_nbr, args.seed, replace=False)
     for k in args.n_nbrs:
-        accs, comps = batch_spectral(z, y, n_clusters, k, scale, args.batch_size,
+        accs, comps, losses = batch_spectral(z, y, n_clusters, k, scale, args.batch_size,
                                      args.n_batches, args.seed)
         print(f"{what}: n_nbrs={k}: exact eigenvectors of {args.n_batches} random batches of "
               f"{args.batch_size}: ACC {accs.mean():.4f} ± {accs.std():.4f} "
               f"(min {accs.min():.4f}, max {accs.max():.4f}); graph components per batch "
-              f"{np.median(comps):.0f} (median)", flush=True)
+              f"{np.median(comps):.0f} (median); least spectral loss {losses.mean():.4f} "
+              f"± {losses.std():.4f}", flush=True)
         res = global_spectral(z, y, n_clusters, k, args.scale_nbr, args.seed,
                               args.unnormalised, args.local_scale)
         print(f"{what}: n_nbrs={k}: one graph of all {len(z)}: {res['components']} components; "

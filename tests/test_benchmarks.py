@@ -132,9 +132,10 @@ def test_spectral_ceiling_probe_recovers_blobs():
     # far-apart blobs: every batch graph has one component per blob, and its exact
     # eigenvectors must recover them
     z, y = make_blobs(n_samples=600, centers=[[0, 0], [40, 0], [0, 40]], random_state=0)
-    accs, comps = probe.batch_spectral(z.astype(np.float32), y, 3, n_nbrs=5, scale=1.0,
-                                       batch_size=300, n_batches=3, seed=0)
+    accs, comps, losses = probe.batch_spectral(z.astype(np.float32), y, 3, n_nbrs=5, scale=1.0,
+                                               batch_size=300, n_batches=3, seed=0)
     assert np.all(accs == 1.0) and np.all(comps == 3)
+    assert np.allclose(losses, 0.0, atol=1e-6)  # three components: three zero eigenvalues
     # touching blobs: one connected graph of all points, which the normalised Laplacian splits
     z, y = make_blobs(n_samples=900, centers=[[0, 0], [6, 0], [3, 5]], cluster_std=1.0,
                       random_state=0)
