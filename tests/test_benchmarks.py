@@ -122,7 +122,6 @@ def test_a_run_that_prints_more_than_a_pipe_holds_does_not_hang(tmp_path, monkey
     assert row["acc"] == 0.5 and row["stdout_tail"] == ["last line"]
 
 
-
 def test_spectral_ceiling_probe_recovers_blobs():
     import numpy as np
     from sklearn.datasets import make_blobs

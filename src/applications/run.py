@@ -143,8 +143,9 @@ def _presets():
         # code space of our shipped autoencoder (METHODS.md §2.1); epochs capped for a CPU
         # budget, the LearningHandler may stop earlier (upstream: up to 400 + 400).
         # MNIST and Fashion depart from upstream: kNN affinity on the codes, no siamese stage
-        # (on MNIST seed 0 a 20-epoch siamese net gave 0.83, the codes' own kNN graph 0.866,
-        # flat from epoch 10 to the learning-rate floor; README "Where we stand")
+        # (on MNIST seed 0 SpectralNet on a 5- or 20-epoch siamese affinity gave 0.83-0.84, on
+        # the codes' own kNN graph 0.866, although the siamese graph clusters at 0.97 when solved
+        # exactly; README "Where we stand")
         "spectralnet": (SpectralNet, True, {
             "mnist": {"encoder_weights": MNIST_AE, "affinity": "knn", "spec_epochs": 100,
                       "log_every": 10},
