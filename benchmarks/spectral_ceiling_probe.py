@@ -58,60 +58,24 @@ def batch_spectral(z, y, n_clusters, n_nbrs, scale, batch_size, n_batches, seed)
     return np.array(accs), np.array(comps), np.array(losses)
 
 
-def _top_eigenvectors(m, k):
-    """Eigenvectors of the ``k`` largest eigenvalues of the sparse symmetric ``m``. Well
-    separated clusters put ``k`` eigenvalues next to 1, where ARPACK's default Krylov space can
-    fail to converge: small graphs are solved densely, large ones retry with a wider space."""
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    if m.shape[0] <= 5000:
-        return np.linalg.eigh(m.toarray())[1][:, -k:]
-    try:
-        return eigsh(m, k=k, which="LA")[1]
-    except ArpackNoConvergence:
-        return eigsh(m, k=k, which="LA", ncv=max(8 * k, 64), maxiter=100 * m.shape[0])[1]
-
-
 def global_spectral(z, y, n_clusters, n_nbrs, scale_nbr, seed, unnormalised=False,
                     local_scale=0):
-    """Spectral clustering of one symmetric kNN graph of all points, scored on its largest
-    connected component (small kNN graphs leave a few tiny islands, and each island takes an
-    eigenvalue 0 that would crowd out the clusters). The scale is the global median of the
-    ``scale_nbr``-th squared neighbour distance, or with ``local_scale`` = j > 0 the self-tuning
-    sigma_i sigma_j of Zelnik-Manor and Perona, sigma_i the distance to i's j-th neighbour."""
+    """Spectral clustering of one symmetric kNN graph of all points (``core.pairs.knn_graph``),
+    scored on its largest connected component."""
     import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
     from scipy.sparse.linalg import eigsh
-    from sklearn.neighbors import NearestNeighbors
 
-    n_query = max(n_nbrs, local_scale)
-    dist, idx = NearestNeighbors(n_neighbors=n_query).fit(z).kneighbors(z)  # self included
-    if local_scale:
-        sigma = dist[:, local_scale - 1]
-        weights = np.exp(-dist[:, :n_nbrs]**2
-                         / (sigma[:, None] * sigma[idx[:, :n_nbrs]] + 1e-12))
-    else:
-        weights = np.exp(-dist[:, :n_nbrs]**2 / (2.0 * np.median(dist[:, scale_nbr - 1]**2)))
-    idx = idx[:, :n_nbrs]
-    n = len(z)
-    w = sp.csr_matrix((weights.ravel(),
-                       (np.repeat(np.arange(n), n_nbrs), idx.ravel())), shape=(n, n))
-    w = (w + w.T) / 2.0
-    w.setdiag(0)  # self-loops do not change the Laplacian
-    w.eliminate_zeros()
-    n_comp, comp_labels = connected_components(w, directed=False)
-    keep = comp_labels == np.argmax(np.bincount(comp_labels))
+    from core.pairs import knn_graph, large_components, njw_embedding
+
+    w = knn_graph(z, n_nbrs, scale_nbr, local_scale)
+    keep, n_comp = large_components(w)
     w, y = w[keep][:, keep], y[keep]
-    degree = np.asarray(w.sum(1)).ravel()
-    results = {"components": int(n_comp), "largest_component": int(keep.sum())}
-    d_isqrt = sp.diags(1.0 / np.sqrt(degree))
-    vecs = _top_eigenvectors(d_isqrt @ w @ d_isqrt, n_clusters)
-    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-    results["normalised"] = _kmeans_scores(y, vecs, n_clusters, seed)
+    results = {"components": n_comp, "largest_component": int(keep.sum())}
+    results["normalised"] = _kmeans_scores(y, njw_embedding(w, n_clusters), n_clusters, seed)
     if unnormalised:
         # shift-invert just below 0 (L is positive semi-definite, L + 1e-3 I factorises); its
         # fill-in makes this minutes long on 70,000 points, hence opt-in
-        lap = sp.diags(degree) - w
+        lap = sp.diags(np.asarray(w.sum(1)).ravel()) - w
         _, vecs = eigsh(lap.tocsc(), k=n_clusters, sigma=-1e-3, which="LM")
         results["unnormalised"] = _kmeans_scores(y, vecs, n_clusters, seed)
     return results

@@ -4,7 +4,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from core.pairs import (approximate_knn_indices, create_pairs_from_labeled_data,
+from core.pairs import (approximate_knn_indices, create_pairs_from_labeled_data, knn_graph,
+                        large_components, njw_embedding,
                         create_pairs_from_unlabeled_data, get_scale, knn_indices,
                         neighbours_from_precomputed)
 from core.train import LearningHandler
@@ -120,3 +121,34 @@ def test_approximate_knn_rejects_bad_k():
         approximate_knn_indices(x, 10)
     with pytest.raises(ValueError, match="n_trees"):
         approximate_knn_indices(x, 2, n_trees=0)
+
+
+def test_knn_graph_is_the_symmetric_batch_affinity_and_keeps_cluster_components():
+    from core import costs
+
+    x, y = make_blobs(300, n_features=5, centers=3, cluster_std=0.3, random_state=1)
+    island = np.full((3, 5), 40.0) + np.arange(3)[:, None] * 0.01  # a 3-point island far away
+    x = np.vstack([x, island]).astype(np.float32)
+    w = knn_graph(x, 4)
+    assert abs(w - w.T).max() < 1e-12 and w.diagonal().max() == 0
+    # same neighbours and weights as the batch affinity at the same scale (off the diagonal)
+    d2 = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)[0][:, 1] ** 2
+    dense = np.array(costs.knn_affinity(x, 4, scale=float(np.sqrt(np.median(d2)))))
+    np.fill_diagonal(dense, 0)
+    blobs = w.toarray()[:300, :300], dense[:300, :300]  # float32 distances are coarse at 40
+    np.testing.assert_array_equal(blobs[0] > 0, blobs[1] > 0)
+    np.testing.assert_allclose(*blobs, atol=2e-3)
+    keep, n_comp = large_components(w, max_components=3, min_size=10)
+    assert n_comp == 4 and keep[:300].all() and not keep[300:].any()
+    assert large_components(w)[0].sum() == 100  # by default the largest only
+    vecs = njw_embedding(w[keep][:, keep], 3)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-6)
+    # separated clusters: the rows of each cluster coincide, the clusters are orthogonal
+    means = np.stack([vecs[y == c].mean(0) for c in range(3)])
+    np.testing.assert_allclose(means @ means.T, np.eye(3), atol=1e-4)
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="isolated"):
+        njw_embedding(sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0.0]])), 1)
+    with pytest.raises(ValueError, match="at least 5 points"):
+        knn_graph(x[:4], 5)

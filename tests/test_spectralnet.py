@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from sklearn.datasets import make_blobs
+from sklearn.datasets import make_blobs, make_circles
 
 from applications.ae_baseline import AEKMeans
 from applications.spectralnet import SpectralNet
@@ -50,6 +50,25 @@ def test_logging_scores_leaves_the_run_unchanged():
     # the last score is the one of the finished model (same Orthonorm freeze and k-means)
     assert rows[-1]["acc"] == pytest.approx(acc(Y, logged.labels_))
     assert len(logged.history_["spectral_lr"]) == 10
+
+
+def test_exact_solver_separates_rings_reproducibly(tmp_path):
+    rings, ring_labels = make_circles(600, noise=0.05, factor=0.4, random_state=0)
+    params = dict(n_clusters=2, affinity="knn", n_nbrs=5, spec_epochs=15, spec_batch_size=256,
+                  spec_steps=20, random_state=0, spectral_solver="exact")
+    est = SpectralNet(**params).fit(rings)
+    assert acc(ring_labels, est.labels_) > 0.95  # k-means on the rings: 0.51
+    # the 5-NN graph is the two rings: both components kept (540 training points)
+    assert est.graph_components_ == 2 and est.graph_points_ == 540
+    loss = est.history_["regression_loss"]
+    assert len(loss) == 15 and loss[-1] < 0.2 * loss[0]
+    np.testing.assert_allclose(np.linalg.norm(est.transform(rings), axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(SpectralNet(**params).fit(rings).labels_, est.labels_)
+    est.save(tmp_path / "exact")
+    np.testing.assert_array_equal(SpectralNet.load(tmp_path / "exact").predict(rings),
+                                  est.labels_)
+    with pytest.raises(ValueError, match="spectral_solver"):
+        SpectralNet(**{**params, "spectral_solver": "dense"}).fit(rings)
 
 
 def test_approximate_siamese_neighbours():

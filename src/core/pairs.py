@@ -1,4 +1,5 @@
-"""Siamese pairs for SpectralNet (METHODS.md §1.4), stored as index pairs, and ``get_scale``.
+"""Siamese pairs for SpectralNet (METHODS.md §1.4), stored as index pairs, ``get_scale``,
+and the full kNN graph with its spectral embedding (SpectralNet's ``spectral_solver="exact"``).
 
 Pairs are ``(P, 2)`` int arrays of row indices with ``(P,)`` labels (1 = neighbours, 0 = not),
 never materialised image pairs, so that pixel-space data costs no extra memory.
@@ -180,3 +181,79 @@ def get_scale(x, batch_size, n_nbrs, seed=0, replace=True):
     sample = x[rng.choice(len(x), size=size, replace=replace)]
     dist, _ = NearestNeighbors(n_neighbors=n_nbrs).fit(sample).kneighbors(sample)
     return float(np.median(dist[:, n_nbrs - 1]))
+
+
+# ------------------------------------------------------------------ full kNN graph (exact solver)
+
+def knn_graph(x, n_nbrs, scale_nbr=2, local_scale=0):
+    """Sparse symmetric Gaussian kNN affinity of all rows, ``knn_affinity`` for a whole dataset.
+
+    Each row keeps its ``n_nbrs`` nearest points (itself counted first, as ``knn_affinity``;
+    the self-loop is then dropped, it does not change the Laplacian) and W = (W + W^T) / 2. The
+    scale is the global median of the ``scale_nbr``-th squared neighbour distance, or with
+    ``local_scale`` = j > 0 the self-tuning sigma_i sigma_j of Zelnik-Manor and Perona, sigma_i
+    the distance to i's j-th neighbour. Returns a ``scipy.sparse.csr_matrix``.
+    """
+    import scipy.sparse as sp
+
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    n_query = max(n_nbrs, scale_nbr, local_scale)
+    if n_query > len(x):
+        raise ValueError(f"a {n_query}-nearest-neighbour graph needs at least {n_query} points, "
+                         f"got {len(x)}")
+    dist, idx = NearestNeighbors(n_neighbors=n_query).fit(x).kneighbors(x)
+    if local_scale:
+        sigma = dist[:, local_scale - 1]
+        weights = np.exp(-dist[:, :n_nbrs]**2
+                         / (sigma[:, None] * sigma[idx[:, :n_nbrs]] + 1e-12))
+    else:
+        weights = np.exp(-dist[:, :n_nbrs]**2
+                         / (2.0 * np.median(dist[:, scale_nbr - 1]**2) + 1e-12))
+    n = len(x)
+    w = sp.csr_matrix((weights.ravel(), (np.repeat(np.arange(n), n_nbrs),
+                                         idx[:, :n_nbrs].ravel())), shape=(n, n))
+    w = (w + w.T) / 2.0
+    w.setdiag(0)
+    w.eliminate_zeros()
+    return w
+
+
+def large_components(w, max_components=1, min_size=1):
+    """Boolean mask of the points in the ``max_components`` largest connected components of the
+    graph ``w`` that have at least ``min_size`` points, and the number of components. kNN
+    graphs leave small islands, and each kept island takes an eigenvalue 1 of D^-1/2 W D^-1/2
+    that would crowd out the clusters; components that are clusters themselves must stay."""
+    from scipy.sparse.csgraph import connected_components
+
+    n_comp, comp = connected_components(w, directed=False)
+    sizes = np.bincount(comp)
+    ranked = np.argsort(-sizes, kind="stable")[:max_components]
+    kept = ranked[(sizes[ranked] >= min_size) | (ranked == ranked[0])]
+    return np.isin(comp, kept), int(n_comp)
+
+
+def top_eigenvectors(m, k):
+    """Eigenvectors of the ``k`` largest eigenvalues of the sparse symmetric ``m``. Well
+    separated clusters put ``k`` eigenvalues next to 1, where ARPACK's default Krylov space can
+    fail to converge: small graphs are solved densely, large ones retry with a wider space."""
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    if m.shape[0] <= 5000:
+        return np.linalg.eigh(m.toarray())[1][:, -k:]
+    try:
+        return eigsh(m, k=k, which="LA")[1]
+    except ArpackNoConvergence:
+        return eigsh(m, k=k, which="LA", ncv=max(8 * k, 64), maxiter=100 * m.shape[0])[1]
+
+
+def njw_embedding(w, k):
+    """Ng-Jordan-Weiss spectral embedding of a connected graph: the ``k`` top eigenvectors of
+    D^-1/2 W D^-1/2 with unit-length rows."""
+    import scipy.sparse as sp
+
+    degree = np.asarray(w.sum(1)).ravel()
+    if np.any(degree <= 0):
+        raise ValueError("the graph has isolated points; pass its largest component")
+    d_isqrt = sp.diags(1.0 / np.sqrt(degree))
+    vecs = top_eigenvectors(d_isqrt @ w @ d_isqrt, k)
+    return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
