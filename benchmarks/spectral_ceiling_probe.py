@@ -15,7 +15,10 @@ Run from ``src/``:
 ``python ../benchmarks/spectral_ceiling_probe.py --dset mnist --n-nbrs 3 10``
 (``--weights`` takes anything ``--encoder-weights`` does; default: the SpectralNet preset's AE);
 ``python ../benchmarks/spectral_ceiling_probe.py --dset mnist --siamese-epochs 5 10 20 40``
-(``--save-embeddings DIR`` keeps them; ``--embedding DIR/siamese_epoch5.npy`` analyses one again).
+(``--save-embeddings DIR`` keeps them; ``--embedding DIR/siamese_epoch5.npy`` analyses one again,
+``--siamese-of pretrained:FILE`` (or a run's ``model``) the siamese embedding of a trained
+SpectralNet; ``--train-split`` restricts the analysis of the codes or of such an embedding to the
+rows SpectralNet trains on).
 README's code-space numbers ran with ``OMP_NUM_THREADS=1``; with two threads k-means on the
 batches can differ in the fourth decimal (Fashion: 0.4380 against 0.4385), and on batch graphs
 with more components than clusters, whose eigenvectors are not unique, by more (0.3290 against
@@ -164,6 +167,12 @@ def main(argv=None):
     parser.add_argument("--embedding", default=None, metavar="FILE.npy",
                         help="analyse a saved embedding (rows in the dataset's order) instead of "
                              "the autoencoder's codes")
+    parser.add_argument("--siamese-of", default=None, metavar="MODEL",
+                        help="analyse the siamese embedding of a saved SpectralNet (RUN/model or "
+                             "pretrained:FILE) instead of the autoencoder's codes")
+    parser.add_argument("--train-split", action="store_true",
+                        help="analyse only the rows SpectralNet trains on with --seed (it holds "
+                             "out a random tenth to drive its learning rate)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -172,18 +181,32 @@ def main(argv=None):
     from core.data import load_dataset
 
     ds = load_dataset(args.dset, args.protocol)
-    if args.embedding:
-        z = np.load(args.embedding)
+    y = ds.y
+    if args.train_split:  # the split of SpectralNet._fit (val_fraction 0.1)
+        order = np.random.default_rng(args.seed).permutation(len(y))
+        rows = order[int(round(0.1 * len(y))):]
+    else:
+        rows = np.arange(len(y))
+    what = "training split" if args.train_split else "all"
+    if args.embedding or args.siamese_of:
+        if args.embedding:
+            z, name = np.load(args.embedding), Path(args.embedding).stem
+        else:
+            from applications.spectralnet import SpectralNet
+
+            est = SpectralNet.load(resolve_checkpoint(args.siamese_of))
+            feats = est._features(est._validate(ds.x, reset=False))
+            z, name = est.model_.siamese.predict(feats, batch_size=4096, verbose=0), "siamese"
         if z.ndim != 2 or len(z) != len(ds.y) or not np.all(np.isfinite(z)):
-            raise SystemExit(f"{args.embedding}: need a finite (n, d) array with n = {len(ds.y)} "
+            raise SystemExit(f"{name}: need a finite (n, d) array with n = {len(ds.y)} "
                              f"({args.dset} {args.protocol}), got shape {z.shape}")
-        analyse(z.astype(np.float32), ds.y, ds.n_clusters, args, Path(args.embedding).stem)
+        analyse(z[rows].astype(np.float32), y[rows], ds.n_clusters, args, f"{name} ({what})")
         return 0
     weights = args.weights or _presets()["spectralnet"][2][args.dset]["encoder_weights"]
     z = AEKMeans.load(resolve_checkpoint(weights)).transform(ds.x).astype(np.float32)
     z /= z.std()  # as SpectralNet's standardize=True; scales do not change the clusters
     print(f"{weights}: {len(z)} codes of width {z.shape[1]}")
-    analyse(z, ds.y, ds.n_clusters, args, "codes")
+    analyse(z[rows], y[rows], ds.n_clusters, args, f"codes ({what})")
     if args.siamese_epochs:
         siamese_snapshots(ds, weights, args)
     return 0
