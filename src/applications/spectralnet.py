@@ -320,28 +320,38 @@ class SpectralNet(BaseDeepClusterer):
         net.compile(optimizer=keras.optimizers.RMSprop(self.spec_lr))
         val_data = RandomBatches(val, self.spec_batch_size, max(1, self.spec_steps // 10),
                                  seed + 2) if n_val > self.n_nbrs else None
-        handler = LearningHandler(monitor if val_data else "loss", self.spec_patience)
-        callbacks = [handler]
+        handler, logger, callbacks = self._spectral_callbacks(
+            monitor if val_data else "loss", train, feats, y, seed)
+        hist = net.fit(RandomBatches(train, self.spec_batch_size, self.spec_steps, seed + 3),
+                       validation_data=val_data, epochs=self.spec_epochs, verbose=self.verbose,
+                       callbacks=callbacks, shuffle=False)
+        self._finish_spectral("spectral_loss", hist, handler, logger, train, feats, seed,
+                              min(self.spec_batch_size, len(train)))
+
+    def _spectral_callbacks(self, monitor, train, feats, y, seed):
+        """The learning-rate handler and, with labels and ``log_every``, the metric logger."""
+        handler = LearningHandler(monitor, self.spec_patience)
         logger = None
         if y is not None and self.log_every:
             # the training step overwrites the stored Orthonorm weights, so scoring mid-fit
             # leaves the run unchanged
             logger = MetricsLogger(feats, y, lambda f: self._cluster_outputs(train, f, seed),
                                    self.log_every, verbose=self.verbose)
-            callbacks.append(logger)
-        hist = net.fit(RandomBatches(train, self.spec_batch_size, self.spec_steps, seed + 3),
-                       validation_data=val_data, epochs=self.spec_epochs, verbose=self.verbose,
-                       callbacks=callbacks, shuffle=False)
-        self.history_["spectral_loss"] = [float(v) for v in hist.history["loss"]]
+        return handler, logger, [handler] + ([logger] if logger else [])
+
+    def _finish_spectral(self, loss_key, hist, handler, logger, train, feats, seed, batch_size):
+        """Record the spectral stage's history, freeze Orthonorm and fit k-means (unless the
+        logger's last score already did), and drop the optimizer moments before any save."""
+        losses = self.history_[loss_key] = [float(v) for v in hist.history["loss"]]
         self.history_["spectral_lr"] = [float(v) for v in handler.lr_history]
         self.history_["metrics"] = logger.history if logger else []
-        self.n_steps_ = len(self.history_["spectral_loss"]) * self.spec_steps
-        self.n_samples_trained_ = self.n_steps_ * min(self.spec_batch_size, len(train))
-        scored_last = bool(logger and logger.history
-                           and logger.history[-1]["epoch"] == len(self.history_["spectral_loss"]))
-        if not scored_last:  # else the logger's last score already froze Orthonorm, fit k-means
+        self.n_steps_ = len(losses) * self.spec_steps
+        self.n_samples_trained_ = self.n_steps_ * batch_size
+        if not (logger and logger.history and logger.history[-1]["epoch"] == len(losses)):
             self._cluster_outputs(train, feats, seed)
-        net.compile()  # drop optimizer moments before any save
+        if self.spectral_solver == "exact":
+            self.model_.spectral.compile()
+        self.model_.compile()
 
     def _fit_exact(self, train, basis, feats, y, seed):
         """``spectral_solver="exact"``: regress the spectral MLP's outputs on the eigenvectors of
@@ -358,27 +368,13 @@ class SpectralNet(BaseDeepClusterer):
         targets = (0.9 * targets / np.abs(targets).max()).astype(np.float32)
         self.graph_components_, self.graph_points_ = n_comp, int(keep.sum())
         net.spectral.compile(optimizer=keras.optimizers.RMSprop(self.spec_lr), loss="mse")
-        handler = LearningHandler("loss", self.spec_patience)
-        callbacks = [handler]
-        logger = None
-        if y is not None and self.log_every:
-            logger = MetricsLogger(feats, y, lambda f: self._cluster_outputs(train, f, seed),
-                                   self.log_every, verbose=self.verbose)
-            callbacks.append(logger)
+        handler, logger, callbacks = self._spectral_callbacks("loss", train, feats, y, seed)
         batches = RandomBatches(train[keep], self.spec_batch_size, self.spec_steps, seed + 3,
                                 targets=targets)
         hist = net.spectral.fit(batches, epochs=self.spec_epochs, verbose=self.verbose,
                                 callbacks=callbacks, shuffle=False)
-        self.history_["regression_loss"] = [float(v) for v in hist.history["loss"]]
-        self.history_["spectral_lr"] = [float(v) for v in handler.lr_history]
-        self.history_["metrics"] = logger.history if logger else []
-        n_epochs = len(self.history_["regression_loss"])
-        self.n_steps_ = n_epochs * self.spec_steps
-        self.n_samples_trained_ = self.n_steps_ * batches.batch_size
-        if not (logger and logger.history and logger.history[-1]["epoch"] == n_epochs):
-            self._cluster_outputs(train, feats, seed)
-        net.spectral.compile()
-        net.compile()
+        self._finish_spectral("regression_loss", hist, handler, logger, train, feats, seed,
+                              batches.batch_size)
 
     def _train_siamese(self, train, val, seed, callbacks=()):
         """Train the siamese embedder on kNN pairs of ``train`` (``val`` drives the learning
