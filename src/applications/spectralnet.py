@@ -238,8 +238,9 @@ class SpectralNet(BaseDeepClusterer):
                  siam_tot_pairs=600000, siam_epochs=400, siam_batch_size=128, siam_lr=1e-3,
                  siam_patience=10, spec_epochs=400, spec_batch_size=1024, spec_steps=100,
                  spec_lr=1e-3, spec_patience=20, n_nbrs=3, scale_nbr=2,
-                 spectral_solver="batch", scale_with_replacement=False, val_fraction=0.1, standardize=True, n_init=10,
-                 log_every=0, random_state=None, deterministic=True, verbose=0):
+                 spectral_solver="batch", scale_with_replacement=False, val_fraction=0.1,
+                 standardize=True, n_init=10, log_every=0, random_state=None,
+                 deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.encoder_weights = encoder_weights
         self.encoder_hidden_dims = encoder_hidden_dims
