@@ -182,9 +182,10 @@ def main(argv=None):
 
     ds = load_dataset(args.dset, args.protocol)
     y = ds.y
-    if args.train_split:  # the split of SpectralNet._fit (val_fraction 0.1)
-        order = np.random.default_rng(args.seed).permutation(len(y))
-        rows = order[int(round(0.1 * len(y))):]
+    if args.train_split:
+        from applications.spectralnet import SpectralNet, split_rows
+
+        rows = split_rows(len(y), SpectralNet().val_fraction, args.seed)[0]
     else:
         rows = np.arange(len(y))
     what = "training split" if args.train_split else "all"

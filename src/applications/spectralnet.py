@@ -33,6 +33,14 @@ def build_mlp(input_dim, hidden_dims, output_dim, output_activation, name):
                        name=name)
 
 
+def split_rows(n, val_fraction, seed):
+    """SpectralNet's hold-out: ``(train_rows, val_rows)`` of a seeded permutation of ``n`` rows,
+    the first ``val_fraction`` of it held out (nothing below 20 rows)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(val_fraction * n)) if n >= 20 else 0
+    return order[n_val:], order[:n_val]
+
+
 def _unwrap(data):
     """Keras hands a PyDataset's single array to train_step as a 1-tuple."""
     return data[0] if isinstance(data, (tuple, list)) else data
@@ -302,10 +310,9 @@ class SpectralNet(BaseDeepClusterer):
             raw_std = float(np.std(self._features(X)))
             net.feature_scale.assign(1.0 / max(raw_std, 1e-12))
         feats = self._features(X)
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(feats))
-        n_val = int(round(self.val_fraction * len(feats))) if len(feats) >= 20 else 0
-        val, train = feats[order[:n_val]], feats[order[n_val:]]
+        train_rows, val_rows = split_rows(len(feats), self.val_fraction, seed)
+        val, train = feats[val_rows], feats[train_rows]
+        n_val = len(val_rows)
         monitor = "val_loss" if n_val else "loss"
         self.history_ = {}
         if self.affinity == "siamese":
