@@ -2,6 +2,8 @@
 against k-means on mu and the nearest class mean, on the checkpoint's own protocol.
 
 Run from ``src/``:  ``python ../benchmarks/embedding_probe.py --method dscdan --dset mnist``
+(``--variant NAME`` probes a named alternative checkpoint; ``--save-embedding FILE.npy`` keeps mu
+for ``spectral_ceiling_probe.py --embedding``).
 """
 
 import argparse
@@ -17,6 +19,9 @@ def main(argv=None):
     parser.add_argument("--dset", default="mnist")
     parser.add_argument("--protocol", default="test-10k")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", default=None, help="a named alternative checkpoint")
+    parser.add_argument("--save-embedding", default=None, metavar="FILE.npy",
+                        help="save mu of the scored images (rows in the dataset's order)")
     args = parser.parse_args(argv)
 
     from applications.run import _presets
@@ -26,9 +31,13 @@ def main(argv=None):
     from core.train import kmeans_labels, nearest_centre
 
     ds = load_dataset(args.dset, args.protocol)
-    entry = find_checkpoint(args.method, args.dset, args.protocol)
+    entry = find_checkpoint(args.method, args.dset, args.protocol, variant=args.variant)
     est = _presets()[args.method][0].load(entry["path"], entry["sha256"])
     z = est.transform(ds.x_eval)
+    if args.save_embedding:
+        import numpy as np
+
+        np.save(args.save_embedding, z)
     nearest = nearest_centre(z, est.model_.class_means.numpy())
     kmeans, _ = kmeans_labels(z, est.n_clusters, args.seed, n_init=10)
     for name, labels in (("head argmax C(mu)", est.predict(ds.x_eval)),

@@ -185,6 +185,10 @@ def test_deep_methods_train_from_the_cli_on_digits(method, tmp_path):
         assert (tmp_path / "training.png").stat().st_size > 0
     if method in ("alrdc", "dscdan"):  # three stages / two stages of 2 epochs over 1797 images
         assert metrics["samples_trained"] == (3 if method == "alrdc" else 2) * 2 * 1797
+    if method == "dscdan":  # the preset labels by spectral clustering of mu, then fits the head
+        step = metrics["spectral_step"]
+        assert 180 <= step["graph_points"] <= 1797 and 0.0 <= step["head_agreement"] <= 1.0
+        assert step["spectral_metrics"]["acc"] > 0.1
     if method == "spectralnet":  # spectral steps x batch (the siamese stage is not counted)
         assert metrics["samples_trained"] == metrics["steps"] * 256
     if method == "catgan":

@@ -128,3 +128,43 @@ def test_logger_and_stop_rule_share_one_prediction_per_check(digits):
     est.fit(digits.x, digits.y)
     # one pass per checked epoch (1 pretrain + 2 joint), plus the final labels_
     assert len(est.history_["joint"]["metrics"]) == 2 and len(calls) == 3 + 1
+
+
+
+def test_spectral_clustering_of_the_codes_is_learned_by_the_head(digits, tmp_path):
+    from core.metrics import evaluate
+
+    # run.py's digits preset; the tiny nets above leave codes too poor to cluster (ACC 0.24)
+    params = dict(pretrain_epochs=20, joint_epochs=10, latent_dim=16, filters=8,
+                  joint_batch_size=256, random_state=0, checkpoint_dir=str(tmp_path / "ckpt"),
+                  cluster_from="spectral")
+    est = DSCDAN(**params).fit(digits.x, digits.y)
+    record = est.history_["spectral"]
+    kept = est.spectral_labels_ >= 0
+    assert record["graph_points"] == kept.sum() >= 0.9 * len(digits.x)
+    assert record["head_loss"][-1] < 0.1 * record["head_loss"][0]
+    assert record["head_agreement"] >= 0.95
+    assert np.mean(est.labels_[kept] == est.spectral_labels_[kept]) == record["head_agreement"]
+    z = est.transform(digits.x)[kept]
+    for k in np.unique(est.spectral_labels_[kept]):
+        np.testing.assert_allclose(est.model_.class_means.numpy()[k],
+                                   z[est.spectral_labels_[kept] == k].mean(0), rtol=1e-4,
+                                   atol=1e-5)
+    # both stages are checkpointed, so these refits only redo the final step on the same nets
+    again = DSCDAN(**params).fit(digits.x)
+    assert set(again.history_) == {"spectral"}
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    head = DSCDAN(**{**params, "cluster_from": "head"}).fit(digits.x)
+    np.testing.assert_array_equal(head.transform(digits.x), est.transform(digits.x))
+    head_acc, spectral_acc = (evaluate(digits.y, m.labels_)["acc"] for m in (head, est))
+    assert spectral_acc > head_acc + 0.02
+    est.save(tmp_path / "spectral")
+    head.save(tmp_path / "head")
+    np.testing.assert_array_equal(DSCDAN.load(tmp_path / "spectral").predict(digits.x),
+                                  est.labels_)
+    files = [sorted(f.name for f in (tmp_path / name).rglob("*")) for name in ("spectral", "head")]
+    sizes = [sum(f.stat().st_size for f in (tmp_path / name).rglob("*"))
+             for name in ("spectral", "head")]
+    assert files[0] == files[1] and abs(sizes[0] - sizes[1]) < 1000  # no optimizer state added
+    with pytest.raises(ValueError, match="cluster_from"):
+        DSCDAN(cluster_from="orthonorm").fit(digits.x[:100])

@@ -4,8 +4,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from core.pairs import (approximate_knn_indices, create_pairs_from_labeled_data, knn_graph,
-                        large_components, njw_embedding,
+from core.pairs import (approximate_knn_indices, create_pairs_from_labeled_data,
+                        graph_spectral_embedding, knn_graph, large_components, njw_embedding,
                         create_pairs_from_unlabeled_data, get_scale, knn_indices,
                         neighbours_from_precomputed)
 from core.train import LearningHandler
@@ -152,3 +152,9 @@ def test_knn_graph_is_the_symmetric_batch_affinity_and_keeps_cluster_components(
         njw_embedding(sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0.0]])), 1)
     with pytest.raises(ValueError, match="at least 5 points"):
         knn_graph(x[:4], 5)
+    # the three steps in one: the island (under 303 / 30 points) is dropped
+    vectors, kept, n_comp = graph_spectral_embedding(x, 3, 4)
+    assert n_comp == 4 and np.array_equal(kept, keep)
+    np.testing.assert_allclose(vectors @ vectors.T, vecs @ vecs.T, atol=1e-6)
+    with pytest.raises(ValueError, match="too few for n_clusters=10"):
+        graph_spectral_embedding(x[:10], 10, 3)

@@ -11,7 +11,11 @@ Flags for the upstream behaviours that differ from the paper (§3.6, §3.8): ``f
 (upstream never trains T; default False trains it), ``stop_gradient_affinity`` (upstream lets
 L_spec push the codes of kNN pairs apart through W; default True), ``affinity_scale`` (upstream
 hard-codes 2.62; default None computes it with ``get_scale`` on the pretrained codes).
-Labels are argmax C(mu), as HEAD (no k-means on the Orthonorm output).
+Labels are argmax C(mu), as HEAD (no k-means on the Orthonorm output). ``cluster_from="spectral"``
+(ours) follows the paper's "k-means in the eigenspace" instead, solved exactly as SpectralNet's
+``spectral_solver="exact"``: after the joint stage, k-means on the Ng-Jordan-Weiss eigenvectors of
+one kNN graph of all training codes mu, and the head is then fitted to those labels, so that new
+images are assigned as the training ones.
 """
 
 import math
@@ -25,9 +29,10 @@ from core import costs
 from core.base import BaseDeepClusterer, require_images
 from core.Conv import build_cluster_head, build_conv_decoder, build_conv_encoder, build_mi_critic
 from core.layer import Orthonorm
-from core.pairs import get_scale
+from core.metrics import evaluate
+from core.pairs import get_scale, graph_spectral_embedding
 from core.train import (LabelChangeStop, MetricsLogger, StageCheckpoint, TimeHistory,
-                        epochs_done, history_dict, read_progress, resume_from,
+                        epochs_done, history_dict, kmeans_labels, read_progress, resume_from,
                         write_progress)
 
 STAGES = ("pretrain", "joint")
@@ -146,10 +151,19 @@ class DSCDAN(BaseDeepClusterer):
         The per-check rates are in ``history_["joint"]["label_change"]``.
     checkpoint_dir : each stage saves there after every epoch; a rerun resumes from it.
     log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
+    cluster_from : ``"head"`` (upstream: argmax C(mu) as trained) or ``"spectral"`` (ours, see
+        the module docstring): spectral clustering of the ``graph_nbrs``-NN Gaussian graph of mu
+        (its large components, as SpectralNet's exact solver), then about ``head_steps`` Adam
+        steps (whole passes of batch 256) of cross-entropy fit the head (encoder frozen) to
+        those labels; the class means become the
+        mean code of each cluster, so that they keep matching the head's outputs.
 
     Attributes
     ----------
-    labels_, model_ (``DSCDANNet``), history_, n_steps_, affinity_scale_.
+    labels_, model_ (``DSCDANNet``), history_, n_steps_, affinity_scale_; with
+    ``cluster_from="spectral"`` also ``spectral_labels_`` (-1 outside the kept components) and
+    ``history_["spectral"]`` (graph components and points, the head's loss per epoch, the
+    head's agreement with the spectral labels, and their ACC/NMI/ARI when ``y`` is given).
     """
 
     input_kind = "image"
@@ -159,7 +173,8 @@ class DSCDAN(BaseDeepClusterer):
                  scale_nbr=2, affinity_scale=None, freeze_mi_critic=False,
                  stop_gradient_affinity=True, init_means="kmeans", warmup_epochs=5,
                  learning_rate=1e-3, stop_tol=None, checkpoint_dir=None, log_every=0,
-                 random_state=None, deterministic=True, verbose=0):
+                 cluster_from="head", graph_nbrs=10, head_steps=1000, random_state=None,
+                 deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.latent_dim = latent_dim
         self.filters = filters
@@ -178,6 +193,9 @@ class DSCDAN(BaseDeepClusterer):
         self.stop_tol = stop_tol
         self.checkpoint_dir = checkpoint_dir
         self.log_every = log_every
+        self.cluster_from = cluster_from
+        self.graph_nbrs = graph_nbrs
+        self.head_steps = head_steps
         self.random_state = random_state
         self.deterministic = deterministic
         self.verbose = verbose
@@ -186,6 +204,9 @@ class DSCDAN(BaseDeepClusterer):
         require_images(input_shape, "DSCDAN")
         if self.init_means not in ("kmeans", "zeros"):
             raise ValueError(f"init_means must be 'kmeans' or 'zeros', got {self.init_means!r}")
+        if self.cluster_from not in ("head", "spectral"):
+            raise ValueError("cluster_from must be 'head' or 'spectral', got "
+                             f"{self.cluster_from!r}")
         self.model_ = DSCDANNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
                                 self.n_nbrs, self.affinity_scale or 1.0,
                                 freeze_mi_critic=self.freeze_mi_critic,
@@ -248,7 +269,41 @@ class DSCDAN(BaseDeepClusterer):
                 ran = self._stage(stage, X, y, epochs, batch_size, done, callbacks)
             self.n_steps_ += (done + ran) * math.ceil(len(X) / batch_size)
             self.n_samples_trained_ += (done + ran) * len(X)
+        if self.cluster_from == "spectral":
+            self._fit_head_to_spectral_clusters(X, y, seed)
         self.model_.compile()
+
+    def _fit_head_to_spectral_clusters(self, X, y, seed):
+        """``cluster_from="spectral"``: NJW spectral clustering of the kNN graph of mu, then the
+        head (encoder frozen) learns those labels and the class means follow them."""
+        net = self.model_
+        z = embed(net, X)
+        vectors, keep, n_comp = graph_spectral_embedding(z, self.n_clusters, self.graph_nbrs,
+                                                         self.scale_nbr)
+        labels, _ = kmeans_labels(vectors, self.n_clusters, seed, n_init=10)
+        self.spectral_labels_ = np.full(len(z), -1, np.int64)
+        self.spectral_labels_[keep] = labels
+        # a wrapper of the shared head layers holds the optimizer, so none enters the checkpoint
+        student = keras.Model(net.cluster_head.inputs, net.cluster_head.outputs)
+        student.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                        loss="sparse_categorical_crossentropy")
+        epochs = max(1, math.ceil(self.head_steps / math.ceil(keep.sum() / 256)))
+        hist = student.fit(z[keep], labels, epochs=epochs, batch_size=256, shuffle=True,
+                           verbose=2 if self.verbose else 0)
+        means = np.stack([z[keep][labels == k].mean(0) if np.any(labels == k)
+                          else net.class_means.numpy()[k] for k in range(self.n_clusters)])
+        net.class_means.assign(means.astype(np.float32))
+        head = assign(net, z[keep]).argmax(1)
+        record = {"graph_components": n_comp, "graph_points": int(keep.sum()),
+                  "head_loss": [float(v) for v in hist.history["loss"]],
+                  "head_agreement": float(np.mean(head == labels))}
+        if y is not None:
+            record["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
+        self.history_["spectral"] = record
+        if self.verbose:
+            print(f"spectral clusters of the {self.graph_nbrs}-NN graph of mu: {n_comp} "
+                  f"components, {keep.sum()} points kept; the head agrees on "
+                  f"{record['head_agreement']:.4f}", flush=True)
 
     def _set_affinity_scale(self, X, seed, progress):
         """The given scale, else the one a resumed run stored, else ``get_scale`` on mu."""

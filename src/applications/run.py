@@ -80,11 +80,12 @@ def _presets():
             "*": {"pretrain_epochs": 50},
         }),
         # pretraining is ours (METHODS.md §3.8); joint epochs of 10 steps of 1024 on test-10k
-        # (upstream: up to 500)
+        # (upstream: up to 500); labels from spectral clustering of mu (ours; upstream: the head)
         "dscdan": (DSCDAN, True, {
             "digits": {"pretrain_epochs": 20, "joint_epochs": 10, "latent_dim": 16,
-                       "filters": 8, "joint_batch_size": 256},
-            "*": {"pretrain_epochs": 50, "joint_epochs": 100, "log_every": 5},
+                       "filters": 8, "joint_batch_size": 256, "cluster_from": "spectral"},
+            "*": {"pretrain_epochs": 50, "joint_epochs": 100, "log_every": 5,
+                  "cluster_from": "spectral"},
         }),
         # METHODS.md §5.1 presets; epochs = passes of batch 64 x 5 critic steps (upstream: up to
         # 500,000 generator steps)
@@ -354,6 +355,10 @@ def main(argv=None):
     curves = training_curves(getattr(est, "history_", None)) if args.train else {}
     if curves:
         result["curves"] = curves
+    history = getattr(est, "history_", None) if args.train else None
+    spectral = history.get("spectral") if isinstance(history, dict) else None
+    if isinstance(spectral, dict):  # DSCDAN's cluster_from="spectral" step, without its curve
+        result["spectral_step"] = {k: v for k, v in spectral.items() if k != "head_loss"}
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.train:
         np_labels = out / "labels.txt"

@@ -20,7 +20,7 @@ from core import costs
 from core.base import BaseDeepClusterer
 from core.layer import ClusteringLayer, Orthonorm
 from core.pairs import (approximate_knn_indices, create_pairs_from_unlabeled_data, get_scale,
-                        knn_graph, knn_indices, large_components, njw_embedding)
+                        graph_spectral_embedding, knn_indices)
 from core.train import LearningHandler, MetricsLogger, kmeans_labels, nearest_centre
 
 
@@ -365,13 +365,8 @@ class SpectralNet(BaseDeepClusterer):
         """``spectral_solver="exact"``: regress the spectral MLP's outputs on the eigenvectors of
         the full kNN graph of ``basis`` (rows of ``train``), then freeze Orthonorm and k-means."""
         net = self.model_
-        graph = knn_graph(basis, self.n_nbrs, self.scale_nbr)
-        keep, n_comp = large_components(graph, self.n_clusters,
-                                        len(basis) / (10.0 * self.n_clusters))
-        if keep.sum() <= self.n_clusters:
-            raise ValueError(f"the {self.n_nbrs}-NN graph's large components hold {keep.sum()} "
-                             f"points, too few for n_clusters={self.n_clusters}")
-        targets = njw_embedding(graph[keep][:, keep], self.n_clusters)
+        targets, keep, n_comp = graph_spectral_embedding(basis, self.n_clusters, self.n_nbrs,
+                                                         self.scale_nbr)
         # Orthonorm rescales the outputs afterwards; keep the targets inside tanh's range
         targets = (0.9 * targets / np.abs(targets).max()).astype(np.float32)
         self.graph_components_, self.graph_points_ = n_comp, int(keep.sum())

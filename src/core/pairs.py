@@ -257,3 +257,15 @@ def njw_embedding(w, k):
     d_isqrt = sp.diags(1.0 / np.sqrt(degree))
     vecs = top_eigenvectors(d_isqrt @ w @ d_isqrt, k)
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+
+def graph_spectral_embedding(x, n_clusters, n_nbrs, scale_nbr=2):
+    """NJW embedding of the large components of the ``n_nbrs``-NN Gaussian graph of ``x`` (at
+    most ``n_clusters`` components of at least n / (10 n_clusters) points). Returns the unit
+    rows of the kept points, their mask and the graph's number of components."""
+    graph = knn_graph(x, n_nbrs, scale_nbr)
+    keep, n_comp = large_components(graph, n_clusters, graph.shape[0] / (10.0 * n_clusters))
+    if keep.sum() <= n_clusters:
+        raise ValueError(f"the {n_nbrs}-NN graph's large components hold {keep.sum()} points, "
+                         f"too few for n_clusters={n_clusters}")
+    return njw_embedding(graph[keep][:, keep], n_clusters), keep, n_comp
