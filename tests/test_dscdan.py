@@ -130,11 +130,10 @@ def test_logger_and_stop_rule_share_one_prediction_per_check(digits):
     assert len(est.history_["joint"]["metrics"]) == 2 and len(calls) == 3 + 1
 
 
-
 def test_spectral_clustering_of_the_codes_is_learned_by_the_head(digits, tmp_path):
     from core.metrics import evaluate
 
-    # run.py's digits preset; the tiny nets above leave codes too poor to cluster (ACC 0.24)
+    # run.py's digits preset: the tiny nets above leave codes too poor to cluster
     params = dict(pretrain_epochs=20, joint_epochs=10, latent_dim=16, filters=8,
                   joint_batch_size=256, random_state=0, checkpoint_dir=str(tmp_path / "ckpt"),
                   cluster_from="spectral")

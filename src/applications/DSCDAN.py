@@ -155,8 +155,8 @@ class DSCDAN(BaseDeepClusterer):
         the module docstring): spectral clustering of the ``graph_nbrs``-NN Gaussian graph of mu
         (its large components, as SpectralNet's exact solver), then about ``head_steps`` Adam
         steps (whole passes of batch 256) of cross-entropy fit the head (encoder frozen) to
-        those labels; the class means become the
-        mean code of each cluster, so that they keep matching the head's outputs.
+        those labels; the class means become the mean code of each cluster, so that they keep
+        matching the head's outputs.
 
     Attributes
     ----------
@@ -283,17 +283,18 @@ class DSCDAN(BaseDeepClusterer):
         labels, _ = kmeans_labels(vectors, self.n_clusters, seed, n_init=10)
         self.spectral_labels_ = np.full(len(z), -1, np.int64)
         self.spectral_labels_[keep] = labels
+        z = z[keep]
         # a wrapper of the shared head layers holds the optimizer, so none enters the checkpoint
         student = keras.Model(net.cluster_head.inputs, net.cluster_head.outputs)
         student.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                         loss="sparse_categorical_crossentropy")
-        epochs = max(1, math.ceil(self.head_steps / math.ceil(keep.sum() / 256)))
-        hist = student.fit(z[keep], labels, epochs=epochs, batch_size=256, shuffle=True,
+        epochs = max(1, math.ceil(self.head_steps / math.ceil(len(z) / 256)))
+        hist = student.fit(z, labels, epochs=epochs, batch_size=256, shuffle=True,
                            verbose=2 if self.verbose else 0)
-        means = np.stack([z[keep][labels == k].mean(0) if np.any(labels == k)
+        means = np.stack([z[labels == k].mean(0) if np.any(labels == k)
                           else net.class_means.numpy()[k] for k in range(self.n_clusters)])
         net.class_means.assign(means.astype(np.float32))
-        head = assign(net, z[keep]).argmax(1)
+        head = assign(net, z).argmax(1)
         record = {"graph_components": n_comp, "graph_points": int(keep.sum()),
                   "head_loss": [float(v) for v in hist.history["loss"]],
                   "head_agreement": float(np.mean(head == labels))}
