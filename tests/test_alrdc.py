@@ -7,7 +7,7 @@ import pytest
 from applications.ADDC import (ALRDC, ALRDCNet, adversarial_shift, assign, embed,
                                pgd_embedding_attack)
 from core import costs
-from core.checkpoints import CheckpointError
+from core.checkpoints import CheckpointError, load_weights_verified
 from core.metrics import acc
 
 TINY = dict(latent_dim=8, filters=4, pretrain_batch_size=64, adv_batch_size=256,
@@ -74,23 +74,47 @@ def test_history_covers_every_stage(trained):
     assert trained.labels_.shape == (1797,) and trained.labels_.max() < 10
 
 
+MNIST_RUN = dict(pretrain_epochs=15, warmup_epochs=8, pretrain_batch_size=100, attack_epochs=5,
+                 defense_epochs=0, adv_batch_size=500, cluster_from="spectral", random_state=0)
+
+
 @pytest.fixture(scope="module")
-def mnist_alrdc(mnist_subset):
-    """S1 + S2 on 2,000 MNIST images (28x28: on 8x8 digits the VAE's KL overwhelms the
-    reconstruction and the clusters do not form)."""
+def mnist_alrdc(mnist_subset, tmp_path_factory):
+    """S1, the spectral relabelling and S2 on 2,000 MNIST images (28x28: on 8x8 digits the
+    VAE's KL overwhelms the reconstruction and the clusters do not form)."""
     x, y = mnist_subset
-    est = ALRDC(pretrain_epochs=15, warmup_epochs=8, pretrain_batch_size=100, attack_epochs=5,
-                defense_epochs=0, adv_batch_size=500, random_state=0)
-    return est.fit(x), x, y
+    ckpt = tmp_path_factory.mktemp("alrdc_mnist")
+    est = ALRDC(**MNIST_RUN, checkpoint_dir=str(ckpt)).fit(x)
+    s1 = ALRDCNet((28, 28, 1), 10, seed=0)
+    load_weights_verified(s1, ckpt / "pretrain.weights.h5")
+    return est, x, y, assign(s1, embed(s1, x)).argmax(1), ckpt
 
 
 def test_pretrained_vae_clusters_mnist(mnist_alrdc):
-    est, x, y = mnist_alrdc
-    assert acc(y, est.labels_) > 0.4
+    _, _, y, s1_labels, _ = mnist_alrdc
+    assert acc(y, s1_labels) > 0.4
+
+
+def test_spectral_relabelling_is_what_the_attack_stage_attacks(mnist_alrdc):
+    est, x, y, s1_labels, ckpt = mnist_alrdc
+    record = [row for row in est.history_ if row["stage"] == "spectral"]
+    assert len(record) == 1 and [row["stage"] for row in est.history_].index("spectral") == 15
+    record = record[0]
+    kept = est.spectral_labels_ >= 0
+    assert record["graph_points"] == kept.sum() >= 0.9 * len(x)
+    assert record["head_agreement"] >= 0.95
+    # S2 trains only the adversary: the final labels are still the refitted head's
+    assert np.mean(est.labels_[kept] == est.spectral_labels_[kept]) == record["head_agreement"]
+    assert acc(y, est.labels_) > acc(y, s1_labels) + 0.05
+    # a rerun on the finished checkpoint directory keeps the relabelling instead of redoing it
+    again = ALRDC(**MNIST_RUN, checkpoint_dir=str(ckpt)).fit(x)
+    np.testing.assert_array_equal(again.spectral_labels_, est.spectral_labels_)
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+    assert [row["stage"] for row in again.history_] == ["spectral"]
 
 
 def test_learned_attack_beats_random_noise_of_the_same_size(mnist_alrdc):
-    est, x, _ = mnist_alrdc
+    est, x = mnist_alrdc[:2]
     net = est.model_
     z, shift = embed(net, x), adversarial_shift(net, x)
     clean = assign(net, z).argmax(1)
@@ -103,7 +127,7 @@ def test_learned_attack_beats_random_noise_of_the_same_size(mnist_alrdc):
 
 
 def test_pgd_attack_flips_labels_and_grows_with_eps(mnist_alrdc):
-    est, x, _ = mnist_alrdc
+    est, x = mnist_alrdc[:2]
     net = est.model_
     z = embed(net, x)
     clean = assign(net, z).argmax(1)
@@ -142,6 +166,8 @@ def test_interrupted_run_resumes_without_losing_work(digits, tmp_path):
     # stage snapshots: upstream's MNIST_64 (S1) and MNIST_ADV_64 (S2) equivalents
     for stage in ("pretrain", "attack", "defense"):
         assert (tmp_path / "ckpt" / f"{stage}.weights.h5").stat().st_size > 1000
+    with pytest.raises(ValueError, match="without the spectral relabelling"):
+        ALRDC(**{**params, "cluster_from": "spectral"}).fit(digits.x)
 
 
 def test_defence_stage_gets_a_before_report(trained):
@@ -155,6 +181,8 @@ def test_flat_and_bad_inputs(digits):
         ALRDC(**TINY, pretrain_epochs=1).fit(digits.x.reshape(len(digits.x), -1))
     with pytest.raises(ValueError, match="schedule"):
         ALRDC(schedule="bogus", **TINY).fit(digits.x)
+    with pytest.raises(ValueError, match="cluster_from"):
+        ALRDC(cluster_from="kmeans", **TINY).fit(digits.x)
 
 
 def test_label_change_stop_rule_ends_the_defence_stage(digits, tmp_path):

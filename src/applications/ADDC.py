@@ -31,7 +31,10 @@ from core.Conv import (build_adversary, build_cluster_head, build_conv_decoder,
                        build_conv_encoder, build_mi_critic)
 from core.layer import Orthonorm
 from core.metrics import evaluate, format_metrics
-from core.train import LabelChangeRule, StageCheckpoint, epochs_done, resume_from
+from core.pairs import graph_spectral_embedding
+from core.checkpoints import save_weights_atomic
+from core.train import (LabelChangeRule, StageCheckpoint, epochs_done, kmeans_labels,
+                        read_progress, resume_from, write_progress)
 
 STAGES = ("pretrain", "attack", "defense", "alternate")
 
@@ -284,6 +287,47 @@ def evaluate_robustness(net, x, y=None, eps_list=(0.5, 1.0, 2.0), pgd_steps=10):
     return report
 
 
+def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, head_steps=1000,
+                                   learning_rate=1e-3, seed=None, verbose=0):
+    """NJW spectral clustering of the ``graph_nbrs``-NN Gaussian graph of mu(X) (its large
+    components, as SpectralNet's exact solver), then the head C (encoder frozen) learns those
+    labels in about ``head_steps`` Adam steps of batch 256, and the class means become the mean
+    code of each cluster. Shared by DSCDAN and ALRDC (``cluster_from="spectral"``).
+
+    Returns ``(labels, record)``: the spectral labels of all rows (-1 outside the kept
+    components) and a JSON-ready record (graph components and points, the head's loss per
+    epoch, its agreement with the spectral labels, and their scores when ``y`` is given).
+    """
+    z = embed(net, X)
+    vectors, keep, n_comp = graph_spectral_embedding(z, net.n_clusters, graph_nbrs, scale_nbr)
+    labels, _ = kmeans_labels(vectors, net.n_clusters, seed, n_init=10)
+    all_labels = np.full(len(z), -1, np.int64)
+    all_labels[keep] = labels
+    z = z[keep]
+    # a wrapper of the shared head layers holds the optimizer, so none enters the checkpoint
+    student = keras.Model(net.cluster_head.inputs, net.cluster_head.outputs)
+    student.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                    loss="sparse_categorical_crossentropy")
+    epochs = max(1, math.ceil(head_steps / math.ceil(len(z) / 256)))
+    hist = student.fit(z, labels, epochs=epochs, batch_size=256, shuffle=True,
+                       verbose=2 if verbose else 0)
+    old_means = keras.ops.convert_to_numpy(net.class_means)
+    means = np.stack([z[labels == k].mean(0) if np.any(labels == k) else old_means[k]
+                      for k in range(net.n_clusters)])
+    net.class_means.assign(means.astype(np.float32))
+    head = assign(net, z).argmax(1)
+    record = {"graph_components": n_comp, "graph_points": int(keep.sum()),
+              "head_loss": [float(v) for v in hist.history["loss"]],
+              "head_agreement": float(np.mean(head == labels))}
+    if y is not None:
+        record["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
+    if verbose:
+        print(f"spectral clusters of the {graph_nbrs}-NN graph of mu: {n_comp} components, "
+              f"{keep.sum()} points kept; the head agrees on {record['head_agreement']:.4f}",
+              flush=True)
+    return all_labels, record
+
+
 class ALRDCMonitor(keras.callbacks.Callback):
     """Per-epoch clean/adversarial scores, label-change rate and the stop rule.
 
@@ -365,6 +409,10 @@ class ALRDC(BaseDeepClusterer):
     spectral_weight : weight of upstream's dead spectral branch (0, as upstream).
     init_means : ``"kmeans"`` (ours: class means set to k-means centres of mu after
         ``warmup_epochs`` of S1) or ``"zeros"`` (upstream: zeros throughout).
+    cluster_from : ``"head"`` (upstream: the head as S1 trained it) or ``"spectral"`` (ours, as
+        DSCDAN's): between S1 and S2 the head is refitted to the spectral clusters of the
+        ``graph_nbrs``-NN graph of mu in about ``head_steps`` Adam steps and the class means
+        follow them, so that S2 attacks and S3 defends these assignments.
     stop_tol : stop S3 when fewer than this share of labels change between checks (every
         ``eval_every`` epochs, or every epoch when it is 0; needs no ``y``).
     checkpoint_dir : where each stage saves after every epoch; a rerun resumes from it.
@@ -377,7 +425,10 @@ class ALRDC(BaseDeepClusterer):
     ----------
     labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_,
     n_samples_trained_ (images passed through training, all stages),
-    pre_defense_report_ (``evaluate_robustness`` of the S2 model, when ``y`` is given).
+    pre_defense_report_ (``evaluate_robustness`` of the S2 model, when ``y`` is given);
+    with ``cluster_from="spectral"`` also ``spectral_labels_`` (-1 outside the kept graph
+    components) and a ``{"stage": "spectral", ...}`` row in ``history_`` (see
+    ``fit_head_to_spectral_clusters``).
     """
 
     input_kind = "image"
@@ -386,8 +437,9 @@ class ALRDC(BaseDeepClusterer):
                  pretrain_batch_size=100, attack_epochs=20, defense_epochs=20,
                  adv_batch_size=1000, learning_rate=1e-3, schedule="upstream", attack_steps=1,
                  mi_weight=2.5, spectral_weight=0.0, init_means="kmeans", warmup_epochs=5,
-                 stop_tol=None, checkpoint_dir=None,
-                 eval_every=1, random_state=None, deterministic=True, verbose=0):
+                 cluster_from="head", graph_nbrs=10, head_steps=1000, stop_tol=None,
+                 checkpoint_dir=None, eval_every=1, random_state=None, deterministic=True,
+                 verbose=0):
         self.n_clusters = n_clusters
         self.latent_dim = latent_dim
         self.filters = filters
@@ -403,6 +455,9 @@ class ALRDC(BaseDeepClusterer):
         self.spectral_weight = spectral_weight
         self.init_means = init_means
         self.warmup_epochs = warmup_epochs
+        self.cluster_from = cluster_from
+        self.graph_nbrs = graph_nbrs
+        self.head_steps = head_steps
         self.stop_tol = stop_tol
         self.checkpoint_dir = checkpoint_dir
         self.eval_every = eval_every
@@ -416,6 +471,9 @@ class ALRDC(BaseDeepClusterer):
             raise ValueError(f"init_means must be 'kmeans' or 'zeros', got {self.init_means!r}")
         if self.schedule not in ("upstream", "alternate"):
             raise ValueError(f"schedule must be 'upstream' or 'alternate', got {self.schedule!r}")
+        if self.cluster_from not in ("head", "spectral"):
+            raise ValueError("cluster_from must be 'head' or 'spectral', got "
+                             f"{self.cluster_from!r}")
         self.model_ = ALRDCNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
                                mi_weight=self.mi_weight, spectral_weight=self.spectral_weight,
                                attack_steps=self.attack_steps, seed=seed)
@@ -440,6 +498,8 @@ class ALRDC(BaseDeepClusterer):
             steps_per_epoch = math.ceil(len(X) / batch_size)
             self.n_steps_ += done * steps_per_epoch
             self.n_samples_trained_ += done * len(X)
+            if stage == "attack" and self.cluster_from == "spectral":
+                self._relabel_after_pretraining(X, y, seed, progress, done)
             if finished:
                 continue
             if stage in ("defense", "alternate") and done == 0 and y is not None:
@@ -470,6 +530,28 @@ class ALRDC(BaseDeepClusterer):
                                                           hist.history.items()}}
                 for i in range(ran)]
         net.compile()  # fresh, unbuilt optimizers: saved checkpoints carry no Adam moments
+
+    def _relabel_after_pretraining(self, X, y, seed, progress, attack_done):
+        """``cluster_from="spectral"``: refit the S1 head to the spectral clusters of mu, once;
+        a resumed run takes the labels and record its checkpoint directory kept."""
+        ckpt = self.checkpoint_dir
+        saved = ckpt and "spectral" in progress
+        if saved:
+            self.spectral_labels_ = np.load(f"{ckpt}/spectral_labels.npy")
+            record = progress["spectral"]
+        elif attack_done:
+            raise ValueError(f"{ckpt} holds a run whose attack stage started without the "
+                             "spectral relabelling; resume it with cluster_from='head'")
+        else:
+            self.spectral_labels_, record = fit_head_to_spectral_clusters(
+                self.model_, X, y, self.graph_nbrs, head_steps=self.head_steps,
+                learning_rate=self.learning_rate, seed=seed, verbose=self.verbose)
+            if ckpt:  # weights first: a crash in between redoes the step instead of skipping it
+                save_weights_atomic(self.model_, f"{ckpt}/last.weights.h5")
+                save_weights_atomic(self.model_, f"{ckpt}/spectral.weights.h5")
+                np.save(f"{ckpt}/spectral_labels.npy", self.spectral_labels_)
+                write_progress(ckpt, {**read_progress(ckpt), "spectral": record})
+        self.history_.append({"stage": "spectral", **record})
 
     def _transform(self, X):
         return embed(self.model_, X)

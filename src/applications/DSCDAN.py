@@ -24,15 +24,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from applications.ADDC import ClassMeanInit, assign, embed
+from applications.ADDC import ClassMeanInit, assign, embed, fit_head_to_spectral_clusters
 from core import costs
 from core.base import BaseDeepClusterer, require_images
 from core.Conv import build_cluster_head, build_conv_decoder, build_conv_encoder, build_mi_critic
 from core.layer import Orthonorm
-from core.metrics import evaluate
-from core.pairs import get_scale, graph_spectral_embedding
+from core.pairs import get_scale
 from core.train import (LabelChangeStop, MetricsLogger, StageCheckpoint, TimeHistory,
-                        epochs_done, history_dict, kmeans_labels, read_progress, resume_from,
+                        epochs_done, history_dict, read_progress, resume_from,
                         write_progress)
 
 STAGES = ("pretrain", "joint")
@@ -270,41 +269,10 @@ class DSCDAN(BaseDeepClusterer):
             self.n_steps_ += (done + ran) * math.ceil(len(X) / batch_size)
             self.n_samples_trained_ += (done + ran) * len(X)
         if self.cluster_from == "spectral":
-            self._fit_head_to_spectral_clusters(X, y, seed)
+            self.spectral_labels_, self.history_["spectral"] = fit_head_to_spectral_clusters(
+                self.model_, X, y, self.graph_nbrs, self.scale_nbr, self.head_steps,
+                self.learning_rate, seed, self.verbose)
         self.model_.compile()
-
-    def _fit_head_to_spectral_clusters(self, X, y, seed):
-        """``cluster_from="spectral"``: NJW spectral clustering of the kNN graph of mu, then the
-        head (encoder frozen) learns those labels and the class means follow them."""
-        net = self.model_
-        z = embed(net, X)
-        vectors, keep, n_comp = graph_spectral_embedding(z, self.n_clusters, self.graph_nbrs,
-                                                         self.scale_nbr)
-        labels, _ = kmeans_labels(vectors, self.n_clusters, seed, n_init=10)
-        self.spectral_labels_ = np.full(len(z), -1, np.int64)
-        self.spectral_labels_[keep] = labels
-        z = z[keep]
-        # a wrapper of the shared head layers holds the optimizer, so none enters the checkpoint
-        student = keras.Model(net.cluster_head.inputs, net.cluster_head.outputs)
-        student.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                        loss="sparse_categorical_crossentropy")
-        epochs = max(1, math.ceil(self.head_steps / math.ceil(len(z) / 256)))
-        hist = student.fit(z, labels, epochs=epochs, batch_size=256, shuffle=True,
-                           verbose=2 if self.verbose else 0)
-        means = np.stack([z[labels == k].mean(0) if np.any(labels == k)
-                          else net.class_means.numpy()[k] for k in range(self.n_clusters)])
-        net.class_means.assign(means.astype(np.float32))
-        head = assign(net, z).argmax(1)
-        record = {"graph_components": n_comp, "graph_points": int(keep.sum()),
-                  "head_loss": [float(v) for v in hist.history["loss"]],
-                  "head_agreement": float(np.mean(head == labels))}
-        if y is not None:
-            record["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
-        self.history_["spectral"] = record
-        if self.verbose:
-            print(f"spectral clusters of the {self.graph_nbrs}-NN graph of mu: {n_comp} "
-                  f"components, {keep.sum()} points kept; the head agrees on "
-                  f"{record['head_agreement']:.4f}", flush=True)
 
     def _set_affinity_scale(self, X, seed, progress):
         """The given scale, else the one a resumed run stored, else ``get_scale`` on mu."""

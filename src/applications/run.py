@@ -352,13 +352,13 @@ def main(argv=None):
         print(f"clustered {len(labels)} points into {len(set(labels.tolist()))} clusters")
     if hasattr(est, "robustness"):
         result["robustness"] = _robustness(est, ds, args)
-    curves = training_curves(getattr(est, "history_", None)) if args.train else {}
+    history = getattr(est, "history_", None) if args.train else None
+    curves = training_curves(history)
     if curves:
         result["curves"] = curves
-    history = getattr(est, "history_", None) if args.train else None
-    spectral = history.get("spectral") if isinstance(history, dict) else None
-    if isinstance(spectral, dict):  # DSCDAN's cluster_from="spectral" step, without its curve
-        result["spectral_step"] = {k: v for k, v in spectral.items() if k != "head_loss"}
+    spectral = spectral_step(history)
+    if spectral:
+        result["spectral_step"] = spectral
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.train:
         np_labels = out / "labels.txt"
@@ -497,7 +497,8 @@ def training_curves(history):
             curves.setdefault(name, []).append([float(x), float(y)])
 
     if isinstance(history, list):   # DEC/DBC rounds or ALRDC's per-epoch rows
-        for i, row in enumerate(history):
+        epochs = [row for row in history if row.get("stage") != "spectral"]
+        for i, row in enumerate(epochs):
             if "round" in row:
                 for key in ("acc", "nmi", "confident_share", "mean_max_q", "changed"):
                     add(key, row["round"], row.get(key))
@@ -512,6 +513,18 @@ def training_curves(history):
                 for key in ("acc", "nmi"):
                     add(f"{stage} {key}".strip(), row["epoch"], row.get(key))
     return curves
+
+
+def spectral_step(history):
+    """The record of a ``cluster_from="spectral"`` step (DSCDAN's ``history_["spectral"]``,
+    ALRDC's ``{"stage": "spectral"}`` row) without the head's loss curve; None without one."""
+    if isinstance(history, dict):
+        record = history.get("spectral")
+    else:
+        record = next((row for row in history or [] if row.get("stage") == "spectral"), None)
+    if not isinstance(record, dict):
+        return None
+    return {k: v for k, v in record.items() if k not in ("head_loss", "stage")}
 
 
 def curves_xlabel(history):
