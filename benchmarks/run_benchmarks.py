@@ -43,6 +43,7 @@ PUBLISHED = {
     ("spectralnet", "mnist"): "0.971 / NMI 0.924 (paper)",
     ("spectralnet", "fashion"): "– (not reported, METHODS.md §2.6)",
     ("alrdc", "mnist"): "not recovered (METHODS.md §4.7); issue target 0.97",
+    ("alrdc", "fashion"): "not recovered (METHODS.md §4.7); issue target 0.62",
     ("dscdan", "mnist"): "0.978 / NMI 0.941 full-70k; 0.980 / NMI 0.946 test-10k ([mem])",
     ("dscdan", "fashion"): "0.662 / NMI 0.645 ([mem]); issue target 0.62",
     ("clustergan", "mnist"): "purity 0.91 ± 0.04 (README), 0.95 (paper, [mem])",
@@ -154,7 +155,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
         group.sort(key=lambda r: r["seed"])
         # a resumed run timed only its last part: its scores count, its time does not
         timed = [r for r in group if not r.get("partial_time")]
-        only = "" if len(timed) == len(group) else \
+        only = "" if len(timed) in (0, len(group)) else \
             f" (seeds {','.join(str(r['seed']) for r in timed)})"
         lines.append(
             f"| {method}{f' ({variant})' if variant else ''} | {dset} | {protocol} | "
@@ -211,16 +212,22 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
             if not rob:
                 continue
             keys = [k for k in rob if isinstance(rob[k], dict) and "acc" in rob[k]]
+            before = rob.get("before_defense") or {}
             lines += ["", f"Robustness of `{e['file']}` (mean |A(x)| {rob['mean_shift']:.3f}, "
                       f"mean |mu| {rob['mean_embedding_norm']:.3f}): ACC of argmax C(.) on the "
                       "clean embedding, under the learned attack and under PGD in the "
-                      "embedding (radius eps), with the share of labels left unchanged.", "",
-                      "| embedding | ACC | NMI | ARI | agreement with clean |",
-                      "|---|---|---|---|---|"]
+                      "embedding (radius eps), with the share of labels left unchanged"
+                      + ("; and the ACC of the S2 model, before the defence stage" if before
+                         else "") + ".", "",
+                      "| embedding | ACC | NMI | ARI | agreement with clean |"
+                      + (" ACC before S3 |" if before else ""),
+                      "|---|---|---|---|---|" + ("---|" if before else "")]
             for k in keys:
                 agree = rob.get("agreement_with_clean", {}).get(k, 1.0)
                 lines.append(f"| {k} | {rob[k]['acc']:.4f} | {rob[k]['nmi']:.4f} | "
-                             f"{rob[k]['ari']:.4f} | {agree:.4f} |")
+                             f"{rob[k]['ari']:.4f} | {agree:.4f} |"
+                             + (f" {before[k]:.4f} |" if k in before else
+                                (" – |" if before else "")))
     lines += ["", "## Commands", ""]
     for row in sorted(rows, key=row_key):
         notes = [row[k] for k in ("partial_time", "code_version") if row.get(k)]

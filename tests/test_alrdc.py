@@ -168,6 +168,12 @@ def test_interrupted_run_resumes_without_losing_work(digits, tmp_path):
         assert (tmp_path / "ckpt" / f"{stage}.weights.h5").stat().st_size > 1000
     with pytest.raises(ValueError, match="without the spectral relabelling"):
         ALRDC(**{**params, "cluster_from": "spectral"}).fit(digits.x)
+    # a rerun on the finished directory trains nothing and scores the S2 snapshot as "before"
+    again = ALRDC(**params).fit(digits.x, digits.y)
+    s2 = ALRDCNet((8, 8, 1), 10, latent_dim=8, filters=4, seed=0)
+    load_weights_verified(s2, tmp_path / "ckpt" / "attack.weights.h5")
+    assert again.history_ == [] and again.pre_defense_report_["clean"]["acc"] == acc(
+        digits.y, assign(s2, embed(s2, digits.x)).argmax(1))
 
 
 def test_defence_stage_gets_a_before_report(trained):

@@ -20,6 +20,7 @@ hard-coded critic width 858 (computed as latent + H*W*C + K).
 """
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -32,7 +33,7 @@ from core.Conv import (build_adversary, build_cluster_head, build_conv_decoder,
 from core.layer import Orthonorm
 from core.metrics import evaluate, format_metrics
 from core.pairs import graph_spectral_embedding
-from core.checkpoints import save_weights_atomic
+from core.checkpoints import load_weights_verified, save_weights_atomic
 from core.train import (LabelChangeRule, StageCheckpoint, epochs_done, kmeans_labels,
                         read_progress, resume_from, write_progress)
 
@@ -412,7 +413,8 @@ class ALRDC(BaseDeepClusterer):
     cluster_from : ``"head"`` (upstream: the head as S1 trained it) or ``"spectral"`` (ours, as
         DSCDAN's): between S1 and S2 the head is refitted to the spectral clusters of the
         ``graph_nbrs``-NN graph of mu in about ``head_steps`` Adam steps and the class means
-        follow them, so that S2 attacks and S3 defends these assignments.
+        follow them, so that S2 attacks and S3 defends these assignments; after S3 (when it
+        runs) the head is refitted once more, to the spectral clusters of the defended mu.
     stop_tol : stop S3 when fewer than this share of labels change between checks (every
         ``eval_every`` epochs, or every epoch when it is 0; needs no ``y``).
     checkpoint_dir : where each stage saves after every epoch; a rerun resumes from it.
@@ -426,9 +428,9 @@ class ALRDC(BaseDeepClusterer):
     labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_,
     n_samples_trained_ (images passed through training, all stages),
     pre_defense_report_ (``evaluate_robustness`` of the S2 model, when ``y`` is given);
-    with ``cluster_from="spectral"`` also ``spectral_labels_`` (-1 outside the kept graph
-    components) and a ``{"stage": "spectral", ...}`` row in ``history_`` (see
-    ``fit_head_to_spectral_clusters``).
+    with ``cluster_from="spectral"`` also ``spectral_labels_`` (of the last relabelling; -1
+    outside the kept graph components) and a ``{"stage": "spectral", "after": STAGE, ...}`` row
+    in ``history_`` per relabelling (see ``fit_head_to_spectral_clusters``).
     """
 
     input_kind = "image"
@@ -474,9 +476,12 @@ class ALRDC(BaseDeepClusterer):
         if self.cluster_from not in ("head", "spectral"):
             raise ValueError("cluster_from must be 'head' or 'spectral', got "
                              f"{self.cluster_from!r}")
-        self.model_ = ALRDCNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
-                               mi_weight=self.mi_weight, spectral_weight=self.spectral_weight,
-                               attack_steps=self.attack_steps, seed=seed)
+        self.model_ = self._new_net(input_shape, seed)
+
+    def _new_net(self, input_shape, seed):
+        return ALRDCNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
+                        mi_weight=self.mi_weight, spectral_weight=self.spectral_weight,
+                        attack_steps=self.attack_steps, seed=seed)
 
     def _stage_plan(self):
         third = "defense" if self.schedule == "upstream" else "alternate"
@@ -500,12 +505,10 @@ class ALRDC(BaseDeepClusterer):
             self.n_samples_trained_ += done * len(X)
             if stage == "attack" and self.cluster_from == "spectral":
                 self._relabel_after_pretraining(X, y, seed, progress, done)
+            if stage in ("defense", "alternate") and epochs and y is not None:
+                self._report_before_defense(X, y, seed, done)
             if finished:
                 continue
-            if stage in ("defense", "alternate") and done == 0 and y is not None:
-                # the S2 model's robustness, for the before/after-defence comparison
-                self.pre_defense_report_ = evaluate_robustness(net, X, y)
-                self.pre_defense_report_.pop("labels")
             net.set_stage(stage)
             callbacks = []
             monitor = None
@@ -529,7 +532,29 @@ class ALRDC(BaseDeepClusterer):
                 {"stage": stage, "epoch": done + i + 1, **{k: float(v[i]) for k, v in
                                                           hist.history.items()}}
                 for i in range(ran)]
+        if self.cluster_from == "spectral" and self._stage_plan()[-1][1] > 0:
+            # S3 moves the head back towards S1's partition while mu keeps the spectral
+            # structure, so the final labels are refitted too (not saved: a rerun redoes it)
+            self.spectral_labels_, record = fit_head_to_spectral_clusters(
+                net, X, y, self.graph_nbrs, head_steps=self.head_steps,
+                learning_rate=self.learning_rate, seed=seed, verbose=self.verbose)
+            self.history_.append({"stage": "spectral", "after": self._stage_plan()[-1][0],
+                                  **record})
         net.compile()  # fresh, unbuilt optimizers: saved checkpoints carry no Adam moments
+
+    def _report_before_defense(self, X, y, seed, done):
+        """The S2 model's robustness, for the before/after-defence comparison: the current net
+        before S3 starts, else (a resumed run) the checkpoint directory's S2 snapshot."""
+        net = self.model_
+        if done:
+            snapshot = Path(self.checkpoint_dir) / "attack.weights.h5"
+            if not snapshot.is_file():
+                return
+            net = self._new_net(self.model_.image_shape, seed)
+            load_weights_verified(net, snapshot)
+        report = evaluate_robustness(net, X, y)
+        report.pop("labels")
+        self.pre_defense_report_ = report
 
     def _relabel_after_pretraining(self, X, y, seed, progress, attack_done):
         """``cluster_from="spectral"``: refit the S1 head to the spectral clusters of mu, once;
@@ -551,7 +576,7 @@ class ALRDC(BaseDeepClusterer):
                 save_weights_atomic(self.model_, f"{ckpt}/spectral.weights.h5")
                 np.save(f"{ckpt}/spectral_labels.npy", self.spectral_labels_)
                 write_progress(ckpt, {**read_progress(ckpt), "spectral": record})
-        self.history_.append({"stage": "spectral", **record})
+        self.history_.append({"stage": "spectral", "after": "pretrain", **record})
 
     def _transform(self, X):
         return embed(self.model_, X)

@@ -133,13 +133,18 @@ def _presets():
             "digits": {"pretrain_epochs": 60, "epochs": 30, "batch_size": 64},
             "*": {"pretrain_epochs": 50, "epochs": 50, "log_every": 5},
         }),
-        # S1/S2 schedules are ours (upstream never published them), METHODS.md §4.8
+        # S1/S2 schedules are ours (upstream never published them), METHODS.md §4.8; labels
+        # from spectral clustering of mu after S1 and after S3 (ours, README "Departures")
         "alrdc": (ALRDC, True, {
-            "mnist": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
-            "fashion": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
+            "mnist": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20,
+                      "cluster_from": "spectral"},
+            "fashion": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20,
+                        "cluster_from": "spectral"},
             "digits": {"pretrain_epochs": 30, "attack_epochs": 10, "defense_epochs": 10,
-                       "latent_dim": 16, "filters": 8, "adv_batch_size": 256},
-            "*": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20},
+                       "latent_dim": 16, "filters": 8, "adv_batch_size": 256,
+                       "cluster_from": "spectral"},
+            "*": {"pretrain_epochs": 50, "attack_epochs": 20, "defense_epochs": 20,
+                  "cluster_from": "spectral"},
         }),
         # code space of our shipped autoencoder (METHODS.md §2.1); epochs capped for a CPU
         # budget, the LearningHandler may stop earlier (upstream: up to 400 + 400).
@@ -278,6 +283,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     source = "trained now"
+    trained_by = None  # --from-run: the run's own metrics.json
     if args.train or not uses_checkpoint:
         params = dict(presets.get(dset_name, presets["*"]))
         known = cls().get_params()
@@ -351,7 +357,8 @@ def main(argv=None):
     else:
         print(f"clustered {len(labels)} points into {len(set(labels.tolist()))} clusters")
     if hasattr(est, "robustness"):
-        result["robustness"] = _robustness(est, ds, args)
+        recorded = ((trained_by or {}).get("robustness") or {}).get("before_defense")
+        result["robustness"] = _robustness(est, ds, args, recorded)
     history = getattr(est, "history_", None) if args.train else None
     curves = training_curves(history)
     if curves:
@@ -427,8 +434,9 @@ def _load_run(cls, run_dir, args, dset_name, out):
     return cls.load(run_dir / "model"), trained_by
 
 
-def _robustness(est, ds, args):
-    """Clean vs. learned-attack vs. PGD scores (ALRDC's claim), printed as a table."""
+def _robustness(est, ds, args, recorded_before=None):
+    """Clean vs. learned-attack vs. PGD scores (ALRDC's claim), printed as a table; the ACC
+    before the defence stage comes from the fit, else from the exported run's record."""
     from core.metrics import format_metrics
 
     report = est.robustness(ds.x_eval, ds.y_eval, eps_list=args.pgd_eps)
@@ -446,6 +454,9 @@ def _robustness(est, ds, args):
     if before is not None and ds.y_eval is not None:
         summary["before_defense"] = {key: before[key]["acc"] for key in before
                                      if isinstance(before[key], dict) and "acc" in before[key]}
+    elif recorded_before:
+        summary["before_defense"] = dict(recorded_before)
+    if "before_defense" in summary:
         print("  ACC before the defence stage: " + "  ".join(
             f"{k} {v:.4f}" for k, v in summary["before_defense"].items()), flush=True)
     return summary
@@ -516,15 +527,17 @@ def training_curves(history):
 
 
 def spectral_step(history):
-    """The record of a ``cluster_from="spectral"`` step (DSCDAN's ``history_["spectral"]``,
-    ALRDC's ``{"stage": "spectral"}`` row) without the head's loss curve; None without one."""
+    """The records of ``cluster_from="spectral"``, without the head's loss curves: DSCDAN's
+    ``history_["spectral"]`` (a dict), ALRDC's ``{"stage": "spectral"}`` rows (a list, one per
+    relabelling); None without any."""
+    def strip(record):
+        return {k: v for k, v in record.items() if k not in ("head_loss", "stage")}
+
     if isinstance(history, dict):
         record = history.get("spectral")
-    else:
-        record = next((row for row in history or [] if row.get("stage") == "spectral"), None)
-    if not isinstance(record, dict):
-        return None
-    return {k: v for k, v in record.items() if k not in ("head_loss", "stage")}
+        return strip(record) if isinstance(record, dict) else None
+    rows = [strip(row) for row in history or [] if row.get("stage") == "spectral"]
+    return rows or None
 
 
 def curves_xlabel(history):
