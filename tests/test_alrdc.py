@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -95,7 +96,7 @@ def test_pretrained_vae_clusters_mnist(mnist_alrdc):
     assert acc(y, s1_labels) > 0.4
 
 
-def test_spectral_relabelling_is_what_the_attack_stage_attacks(mnist_alrdc):
+def test_spectral_relabelling_is_what_the_attack_stage_attacks(mnist_alrdc, tmp_path_factory):
     est, x, y, s1_labels, ckpt = mnist_alrdc
     record = [row for row in est.history_ if row["stage"] == "spectral"]
     assert len(record) == 1 and [row["stage"] for row in est.history_].index("spectral") == 15
@@ -111,6 +112,11 @@ def test_spectral_relabelling_is_what_the_attack_stage_attacks(mnist_alrdc):
     np.testing.assert_array_equal(again.spectral_labels_, est.spectral_labels_)
     np.testing.assert_array_equal(again.labels_, est.labels_)
     assert [row["stage"] for row in again.history_] == ["spectral"]
+    broken = tmp_path_factory.mktemp("alrdc_broken")
+    shutil.copytree(ckpt, broken, dirs_exist_ok=True)
+    (broken / "spectral_labels.npy").write_bytes(b"not an array")
+    with pytest.raises(CheckpointError, match="corrupt .*spectral_labels.npy"):
+        ALRDC(**MNIST_RUN, checkpoint_dir=str(broken)).fit(x)
 
 
 def test_learned_attack_beats_random_noise_of_the_same_size(mnist_alrdc):

@@ -28,12 +28,12 @@ from keras import ops
 
 from core import costs
 from core.base import BaseDeepClusterer, require_images
+from core.checkpoints import CheckpointError, load_weights_verified, save_weights_atomic
 from core.Conv import (build_adversary, build_cluster_head, build_conv_decoder,
                        build_conv_encoder, build_mi_critic)
 from core.layer import Orthonorm
 from core.metrics import evaluate, format_metrics
 from core.pairs import graph_spectral_embedding
-from core.checkpoints import load_weights_verified, save_weights_atomic
 from core.train import (LabelChangeRule, StageCheckpoint, epochs_done, kmeans_labels,
                         read_progress, resume_from, write_progress)
 
@@ -562,7 +562,11 @@ class ALRDC(BaseDeepClusterer):
         ckpt = self.checkpoint_dir
         saved = ckpt and "spectral" in progress
         if saved:
-            self.spectral_labels_ = np.load(f"{ckpt}/spectral_labels.npy")
+            path = Path(ckpt) / "spectral_labels.npy"
+            try:
+                self.spectral_labels_ = np.load(path)
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"missing or corrupt {path}: {err}") from err
             record = progress["spectral"]
         elif attack_done:
             raise ValueError(f"{ckpt} holds a run whose attack stage started without the "
