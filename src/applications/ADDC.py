@@ -532,14 +532,12 @@ class ALRDC(BaseDeepClusterer):
                 {"stage": stage, "epoch": done + i + 1, **{k: float(v[i]) for k, v in
                                                           hist.history.items()}}
                 for i in range(ran)]
-        if self.cluster_from == "spectral" and self._stage_plan()[-1][1] > 0:
+        last_stage, last_epochs, _ = self._stage_plan()[-1]
+        if self.cluster_from == "spectral" and last_epochs > 0:
             # S3 moves the head back towards S1's partition while mu keeps the spectral
             # structure, so the final labels are refitted too (not saved: a rerun redoes it)
-            self.spectral_labels_, record = fit_head_to_spectral_clusters(
-                net, X, y, self.graph_nbrs, head_steps=self.head_steps,
-                learning_rate=self.learning_rate, seed=seed, verbose=self.verbose)
-            self.history_.append({"stage": "spectral", "after": self._stage_plan()[-1][0],
-                                  **record})
+            self.history_.append({"stage": "spectral", "after": last_stage,
+                                  **self._refit_head(X, y, seed)})
         net.compile()  # fresh, unbuilt optimizers: saved checkpoints carry no Adam moments
 
     def _report_before_defense(self, X, y, seed, done):
@@ -560,8 +558,7 @@ class ALRDC(BaseDeepClusterer):
         """``cluster_from="spectral"``: refit the S1 head to the spectral clusters of mu, once;
         a resumed run takes the labels and record its checkpoint directory kept."""
         ckpt = self.checkpoint_dir
-        saved = ckpt and "spectral" in progress
-        if saved:
+        if "spectral" in progress:  # only a checkpointed run has progress
             path = Path(ckpt) / "spectral_labels.npy"
             try:
                 self.spectral_labels_ = np.load(path)
@@ -572,15 +569,20 @@ class ALRDC(BaseDeepClusterer):
             raise ValueError(f"{ckpt} holds a run whose attack stage started without the "
                              "spectral relabelling; resume it with cluster_from='head'")
         else:
-            self.spectral_labels_, record = fit_head_to_spectral_clusters(
-                self.model_, X, y, self.graph_nbrs, head_steps=self.head_steps,
-                learning_rate=self.learning_rate, seed=seed, verbose=self.verbose)
+            record = self._refit_head(X, y, seed)
             if ckpt:  # weights first: a crash in between redoes the step instead of skipping it
                 save_weights_atomic(self.model_, f"{ckpt}/last.weights.h5")
                 save_weights_atomic(self.model_, f"{ckpt}/spectral.weights.h5")
                 np.save(f"{ckpt}/spectral_labels.npy", self.spectral_labels_)
                 write_progress(ckpt, {**read_progress(ckpt), "spectral": record})
         self.history_.append({"stage": "spectral", "after": "pretrain", **record})
+
+    def _refit_head(self, X, y, seed):
+        """One relabelling: sets ``spectral_labels_``, returns the step's record."""
+        self.spectral_labels_, record = fit_head_to_spectral_clusters(
+            self.model_, X, y, self.graph_nbrs, head_steps=self.head_steps,
+            learning_rate=self.learning_rate, seed=seed, verbose=self.verbose)
+        return record
 
     def _transform(self, X):
         return embed(self.model_, X)
