@@ -142,6 +142,10 @@ def test_spectral_clustering_of_the_codes_is_learned_by_the_head(digits, tmp_pat
     kept = est.spectral_labels_ >= 0
     assert record["graph_points"] == kept.sum() >= 0.9 * len(digits.x)
     assert record["head_loss"][-1] < 0.1 * record["head_loss"][0]
+    # about head_steps=1000 Adam steps, rounded up to whole epochs over the kept points
+    batches = -(-kept.sum() // 256)
+    assert record["head_steps"] == len(record["head_loss"]) * batches
+    assert 1000 <= record["head_steps"] < 1000 + batches
     assert record["head_agreement"] >= 0.95
     assert np.mean(est.labels_[kept] == est.spectral_labels_[kept]) == record["head_agreement"]
     z = est.transform(digits.x)[kept]

@@ -297,7 +297,8 @@ def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, he
 
     Returns ``(labels, record)``: the spectral labels of all rows (-1 outside the kept
     components) and a JSON-ready record (graph components and points, the head's loss per
-    epoch, its agreement with the spectral labels, and their scores when ``y`` is given).
+    epoch and its step count, its agreement with the spectral labels, and their scores when
+    ``y`` is given).
     """
     z = embed(net, X)
     vectors, keep, n_comp = graph_spectral_embedding(z, net.n_clusters, graph_nbrs, scale_nbr)
@@ -309,7 +310,8 @@ def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, he
     student = keras.Model(net.cluster_head.inputs, net.cluster_head.outputs)
     student.compile(optimizer=keras.optimizers.Adam(learning_rate),
                     loss="sparse_categorical_crossentropy")
-    epochs = max(1, math.ceil(head_steps / math.ceil(len(z) / 256)))
+    steps_per_epoch = math.ceil(len(z) / 256)
+    epochs = max(1, math.ceil(head_steps / steps_per_epoch))
     hist = student.fit(z, labels, epochs=epochs, batch_size=256, shuffle=True,
                        verbose=2 if verbose else 0)
     old_means = keras.ops.convert_to_numpy(net.class_means)
@@ -319,6 +321,7 @@ def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, he
     head = assign(net, z).argmax(1)
     record = {"graph_components": n_comp, "graph_points": int(keep.sum()),
               "head_loss": [float(v) for v in hist.history["loss"]],
+              "head_steps": epochs * steps_per_epoch,
               "head_agreement": float(np.mean(head == labels))}
     if y is not None:
         record["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
@@ -425,7 +428,8 @@ class ALRDC(BaseDeepClusterer):
 
     Attributes
     ----------
-    labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_,
+    labels_, model_ (the ``ALRDCNet``), history_ (per-epoch rows of every stage), n_steps_
+    (steps of the three stages; a head refit's own steps are its row's ``head_steps``),
     n_samples_trained_ (images passed through training, all stages),
     pre_defense_report_ (``evaluate_robustness`` of the S2 model, when ``y`` is given);
     with ``cluster_from="spectral"`` also ``spectral_labels_`` (of the last relabelling; -1

@@ -159,10 +159,11 @@ class DSCDAN(BaseDeepClusterer):
 
     Attributes
     ----------
-    labels_, model_ (``DSCDANNet``), history_, n_steps_, affinity_scale_; with
-    ``cluster_from="spectral"`` also ``spectral_labels_`` (-1 outside the kept components) and
-    ``history_["spectral"]`` (graph components and points, the head's loss per epoch, the
-    head's agreement with the spectral labels, and their ACC/NMI/ARI when ``y`` is given).
+    labels_, model_ (``DSCDANNet``), history_, n_steps_ (of the two stages), affinity_scale_;
+    with ``cluster_from="spectral"`` also ``spectral_labels_`` (-1 outside the kept components)
+    and ``history_["spectral"]`` (graph components and points, the head's loss per epoch and
+    its step count ``head_steps``, the head's agreement with the spectral labels, and their
+    ACC/NMI/ARI when ``y`` is given).
     """
 
     input_kind = "image"
