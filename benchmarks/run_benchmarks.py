@@ -47,10 +47,12 @@ PUBLISHED = {
     ("dscdan", "mnist"): "0.978 / NMI 0.941 full-70k; 0.980 / NMI 0.946 test-10k ([mem])",
     ("dscdan", "fashion"): "0.662 / NMI 0.645 ([mem]); issue target 0.62",
     ("clustergan", "mnist"): "purity 0.91 ± 0.04 (README), 0.95 (paper, [mem])",
-    ("clustergan", "fashion"): "0.61 (README, [mem]); issue target 0.60",
+    ("clustergan", "fashion"): "purity 0.61 ± 0.02 (README, [readme]), 0.63 (paper, [mem]); "
+                               "issue target 0.60",
     ("infogan", "mnist"): "≈ 0.95 (paper text, [mem]); 0.89 / NMI 0.86 (ClusterGAN's table, "
                           "[mem]); issue target 0.85",
-    ("catgan", "mnist"): "≈ 0.957 (paper, unverified); issue target 0.85",
+    ("catgan", "mnist"): "≈ 0.957 (paper, [mem, low confidence], K unverified); "
+                         "issue target 0.85",
     ("kmeans", "mnist"): "– (not in METHODS.md)",
     ("kmeans", "fashion"): "– (not in METHODS.md)",
 }
