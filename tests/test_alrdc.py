@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from applications.ADDC import (ALRDC, ALRDCNet, adversarial_shift, assign, embed,
-                               pgd_embedding_attack)
+                               fit_head_to_spectral_clusters, pgd_embedding_attack,
+                               spectral_partition)
 from core import costs
 from core.checkpoints import CheckpointError, load_weights_verified
 from core.metrics import acc
@@ -117,6 +118,39 @@ def test_spectral_relabelling_is_what_the_attack_stage_attacks(mnist_alrdc, tmp_
     (broken / "spectral_labels.npy").write_bytes(b"not an array")
     with pytest.raises(CheckpointError, match="corrupt .*spectral_labels.npy"):
         ALRDC(**MNIST_RUN, checkpoint_dir=str(broken)).fit(x)
+
+
+def test_siamese_graph_relabels_the_pretrained_codes(mnist_alrdc, tmp_path):
+    from applications.spectralnet import siamese_embedding
+
+    est, x, y, s1_labels, ckpt = mnist_alrdc
+    net = ALRDCNet((28, 28, 1), 10, seed=0)
+    load_weights_verified(net, ckpt / "pretrain.weights.h5")
+    labels, record = fit_head_to_spectral_clusters(net, x, y, head_steps=300, seed=0,
+                                                   siamese_epochs=3, siamese_draws=2)
+    assert record["graph_basis"] == "siamese" and len(record["siamese_draws"]) == 2
+    cuts = [draw["normalized_cut"] for draw in record["siamese_draws"]]
+    assert [draw["seed"] for draw in record["siamese_draws"]] == [0, 1] and cuts[0] != cuts[1]
+    choice = record["siamese_choice"]
+    assert choice == int(np.argmin(cuts)) and record["normalized_cut"] == cuts[choice]
+    for draw in record["siamese_draws"]:
+        assert len(draw["siamese_loss"]) == 3
+        assert draw["siamese_loss"][-1] < 0.8 * draw["siamese_loss"][0]
+    assert record["graph_points"] >= 0.9 * len(x) and record["head_agreement"] >= 0.95
+    assert record["spectral_metrics"] == record["siamese_draws"][choice]["spectral_metrics"]
+    assert record["spectral_metrics"]["acc"] > acc(y, s1_labels) + 0.05
+    # the chosen draw is reproducible from its seed alone
+    emb, _ = siamese_embedding(embed(net, x), 10, choice, 3)  # the head fit left mu alone
+    again, kept, _, cut = spectral_partition(emb, 10, seed=0)
+    assert cut == record["normalized_cut"]
+    np.testing.assert_array_equal(again, labels[kept])
+    # a checkpoint relabelled on mu's own graph is not silently resumed as a siamese run
+    assert [r for r in est.history_ if r["stage"] == "spectral"][0]["graph_basis"] == "mu"
+    shutil.copytree(ckpt, tmp_path, dirs_exist_ok=True)
+    with pytest.raises(ValueError, match="graph of mu; resume it with cluster_from='spectral'"):
+        ALRDC(**{**MNIST_RUN, "cluster_from": "siamese"}, checkpoint_dir=str(tmp_path)).fit(x)
+    with pytest.raises(ValueError, match="cluster_from must be 'head', 'spectral' or 'siamese'"):
+        ALRDC(cluster_from="orthonorm").fit(x[:100])
 
 
 def test_learned_attack_beats_random_noise_of_the_same_size(mnist_alrdc):

@@ -171,3 +171,14 @@ def test_spectral_clustering_of_the_codes_is_learned_by_the_head(digits, tmp_pat
     assert files[0] == files[1] and abs(sizes[0] - sizes[1]) < 1000  # no optimizer state added
     with pytest.raises(ValueError, match="cluster_from"):
         DSCDAN(cluster_from="orthonorm").fit(digits.x[:100])
+    # the siamese graph: same networks (checkpointed), only the graph's metric differs
+    siam_params = {**params, "cluster_from": "siamese", "siamese_epochs": 3, "siamese_draws": 2}
+    siam = DSCDAN(**siam_params).fit(digits.x, digits.y)
+    record = siam.history_["spectral"]
+    assert record["graph_basis"] == "siamese" and len(record["siamese_draws"]) == 2
+    assert record["normalized_cut"] == min(d["normalized_cut"] for d in record["siamese_draws"])
+    assert len(record["siamese_loss"]) == 3
+    assert record["siamese_loss"][-1] < record["siamese_loss"][0]
+    assert record["head_agreement"] >= 0.95
+    np.testing.assert_array_equal(siam.transform(digits.x), est.transform(digits.x))
+    assert evaluate(digits.y, siam.labels_)["acc"] > head_acc + 0.02

@@ -7,7 +7,7 @@ from sklearn.neighbors import NearestNeighbors
 from core.pairs import (approximate_knn_indices, create_pairs_from_labeled_data,
                         graph_spectral_embedding, knn_graph, large_components, njw_embedding,
                         create_pairs_from_unlabeled_data, get_scale, knn_indices,
-                        neighbours_from_precomputed)
+                        neighbours_from_precomputed, normalized_cut)
 from core.train import LearningHandler
 
 X, Y = make_blobs(200, n_features=5, centers=4, random_state=42)
@@ -158,3 +158,23 @@ def test_knn_graph_is_the_symmetric_batch_affinity_and_keeps_cluster_components(
     np.testing.assert_allclose(vectors @ vectors.T, vecs @ vecs.T, atol=1e-6)
     with pytest.raises(ValueError, match="too few for n_clusters=10"):
         graph_spectral_embedding(x[:10], 10, 3)
+    *_, graph = graph_spectral_embedding(x, 3, 4, return_graph=True)
+    assert graph.shape == (kept.sum(), kept.sum())
+
+
+def test_normalized_cut_by_hand():
+    import scipy.sparse as sp
+
+    # two triangles of unit edges joined by one edge of weight 0.5
+    w = np.zeros((6, 6))
+    for a, b, weight in [(0, 1, 1), (1, 2, 1), (0, 2, 1), (3, 4, 1), (4, 5, 1), (3, 5, 1),
+                         (2, 3, 0.5)]:
+        w[a, b] = w[b, a] = weight
+    w = sp.csr_matrix(w)
+    # each side: cut 0.5, volume 2 + 2 + 2.5 = 6.5
+    assert normalized_cut(w, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(2 * 0.5 / 6.5)
+    assert normalized_cut(w, np.zeros(6, np.int64)) == 0.0
+    # splitting a triangle cuts more: {0}: 2 / 2, {1..5}: 2 / 11
+    assert normalized_cut(w, np.array([0, 1, 1, 1, 1, 1])) == pytest.approx(1 + 2 / 11)
+    with pytest.raises(ValueError, match="labels of shape"):
+        normalized_cut(w, np.zeros(5, np.int64))

@@ -15,7 +15,8 @@ Labels are argmax C(mu), as HEAD (no k-means on the Orthonorm output). ``cluster
 (ours) follows the paper's "k-means in the eigenspace" instead, solved exactly as SpectralNet's
 ``spectral_solver="exact"``: after the joint stage, k-means on the Ng-Jordan-Weiss eigenvectors of
 one kNN graph of all training codes mu, and the head is then fitted to those labels, so that new
-images are assigned as the training ones.
+images are assigned as the training ones. ``cluster_from="siamese"`` (ours) builds that graph in
+the embedding of a siamese net trained on mu's own nearest-neighbour pairs (SpectralNet's metric).
 """
 
 import math
@@ -155,15 +156,18 @@ class DSCDAN(BaseDeepClusterer):
         (its large components, as SpectralNet's exact solver), then about ``head_steps`` Adam
         steps (whole passes of batch 256) of cross-entropy fit the head (encoder frozen) to
         those labels; the class means become the mean code of each cluster, so that they keep
-        matching the head's outputs.
+        matching the head's outputs. ``"siamese"`` (ours): the same, on the graph of a siamese
+        embedding of mu trained ``siamese_epochs`` epochs on mu's own kNN pairs (SpectralNet's
+        siamese stage); of ``siamese_draws`` such nets, the one whose partition has the lowest
+        normalized cut.
 
     Attributes
     ----------
     labels_, model_ (``DSCDANNet``), history_, n_steps_ (of the two stages), affinity_scale_;
-    with ``cluster_from="spectral"`` also ``spectral_labels_`` (-1 outside the kept components)
-    and ``history_["spectral"]`` (graph components and points, the head's loss per epoch and
-    its step count ``head_steps``, the head's agreement with the spectral labels, and their
-    ACC/NMI/ARI when ``y`` is given).
+    with ``cluster_from="spectral"`` or ``"siamese"`` also ``spectral_labels_`` (-1 outside the
+    kept components) and ``history_["spectral"]`` (graph basis and components and points, the
+    siamese loss per epoch, the head's loss per epoch and its step count ``head_steps``, the
+    head's agreement with the spectral labels, and their ACC/NMI/ARI when ``y`` is given).
     """
 
     input_kind = "image"
@@ -173,8 +177,8 @@ class DSCDAN(BaseDeepClusterer):
                  scale_nbr=2, affinity_scale=None, freeze_mi_critic=False,
                  stop_gradient_affinity=True, init_means="kmeans", warmup_epochs=5,
                  learning_rate=1e-3, stop_tol=None, checkpoint_dir=None, log_every=0,
-                 cluster_from="head", graph_nbrs=10, head_steps=1000, random_state=None,
-                 deterministic=True, verbose=0):
+                 cluster_from="head", graph_nbrs=10, siamese_epochs=5, siamese_draws=3,
+                 head_steps=1000, random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.latent_dim = latent_dim
         self.filters = filters
@@ -195,6 +199,8 @@ class DSCDAN(BaseDeepClusterer):
         self.log_every = log_every
         self.cluster_from = cluster_from
         self.graph_nbrs = graph_nbrs
+        self.siamese_epochs = siamese_epochs
+        self.siamese_draws = siamese_draws
         self.head_steps = head_steps
         self.random_state = random_state
         self.deterministic = deterministic
@@ -204,8 +210,8 @@ class DSCDAN(BaseDeepClusterer):
         require_images(input_shape, "DSCDAN")
         if self.init_means not in ("kmeans", "zeros"):
             raise ValueError(f"init_means must be 'kmeans' or 'zeros', got {self.init_means!r}")
-        if self.cluster_from not in ("head", "spectral"):
-            raise ValueError("cluster_from must be 'head' or 'spectral', got "
+        if self.cluster_from not in ("head", "spectral", "siamese"):
+            raise ValueError("cluster_from must be 'head', 'spectral' or 'siamese', got "
                              f"{self.cluster_from!r}")
         self.model_ = DSCDANNet(input_shape, self.n_clusters, self.latent_dim, self.filters,
                                 self.n_nbrs, self.affinity_scale or 1.0,
@@ -269,10 +275,11 @@ class DSCDAN(BaseDeepClusterer):
                 ran = self._stage(stage, X, y, epochs, batch_size, done, callbacks)
             self.n_steps_ += (done + ran) * math.ceil(len(X) / batch_size)
             self.n_samples_trained_ += (done + ran) * len(X)
-        if self.cluster_from == "spectral":
+        if self.cluster_from != "head":
             self.spectral_labels_, self.history_["spectral"] = fit_head_to_spectral_clusters(
                 self.model_, X, y, self.graph_nbrs, self.scale_nbr, self.head_steps,
-                self.learning_rate, seed, self.verbose)
+                self.learning_rate, seed, self.verbose,
+                self.siamese_epochs if self.cluster_from == "siamese" else 0, self.siamese_draws)
         self.model_.compile()
 
     def _set_affinity_scale(self, X, seed, progress):

@@ -24,12 +24,18 @@ from core.pairs import (approximate_knn_indices, create_pairs_from_unlabeled_dat
 from core.train import LearningHandler, MetricsLogger, kmeans_labels, nearest_centre
 
 
-def build_mlp(input_dim, hidden_dims, output_dim, output_activation, name):
+def build_mlp(input_dim, hidden_dims, output_dim, output_activation, name, seed=None):
+    """ReLU MLP with Glorot-uniform layers (upstream); ``seed`` seeds layer j with
+    ``100 * seed + j``, None draws from Keras's global generator."""
+    def dense(units, activation, j):
+        init = keras.initializers.GlorotUniform(None if seed is None else 100 * seed + j)
+        return keras.layers.Dense(units, activation=activation, kernel_initializer=init)
+
     x_in = keras.Input((input_dim,), name="features")
     h = x_in
-    for units in hidden_dims:
-        h = keras.layers.Dense(units, activation="relu")(h)
-    return keras.Model(x_in, keras.layers.Dense(output_dim, activation=output_activation)(h),
+    for j, units in enumerate(hidden_dims):
+        h = dense(units, "relu", j)(h)
+    return keras.Model(x_in, dense(output_dim, output_activation, len(hidden_dims))(h),
                        name=name)
 
 
@@ -129,6 +135,52 @@ class SiameseNet(keras.Model):
     def test_step(self, data):
         self.loss_tracker.update_state(self._loss(data, training=False))
         return {"loss": self.loss_tracker.result()}
+
+
+def train_siamese(embedder, train, val, seed, siam_k=2, tot_pairs=600000, epochs=400,
+                  batch_size=128, learning_rate=1e-3, patience=10, approx_knn=False, verbose=0,
+                  callbacks=(), shuffle_batches=True):
+    """SpectralNet's siamese stage (METHODS.md §1.4, §1.6): ``embedder`` learns, with the
+    contrastive loss and RMSprop, to pull each point of ``train`` towards its ``siam_k`` nearest
+    neighbours and push it from random others; ``val`` (pairs of its own) drives the
+    learning-rate handler. The pairs are reshuffled from ``seed`` every epoch;
+    ``shuffle_batches`` also lets Keras shuffle the batch order, from its global generator (as
+    SpectralNet's checkpoints were trained), so only a seeded caller is reproducible then.
+    Returns the Keras history."""
+    def neighbours(x, s):
+        if approx_knn:
+            return approximate_knn_indices(x, siam_k, seed=s)
+        return knn_indices(x, siam_k)
+
+    siamese = SiameseNet(embedder)
+    siamese.compile(optimizer=keras.optimizers.RMSprop(learning_rate))
+    pairs, labels = create_pairs_from_unlabeled_data(neighbours(train, seed), tot_pairs, seed)
+    data = PairBatches(train, pairs, labels, batch_size, seed)
+    val_data = None
+    if len(val) > siam_k:
+        vpairs, vlabels = create_pairs_from_unlabeled_data(neighbours(val, seed + 1), tot_pairs,
+                                                           seed + 1)
+        val_data = PairBatches(val, vpairs, vlabels, batch_size, seed + 1)
+    handler = LearningHandler("val_loss" if val_data else "loss", patience)
+    return siamese.fit(data, validation_data=val_data, epochs=epochs, verbose=verbose,
+                       callbacks=[handler, *callbacks], shuffle=shuffle_batches)
+
+
+def siamese_embedding(x, n_clusters, seed, epochs=5, siam_k=2, val_fraction=0.1, verbose=0):
+    """A siamese metric for ``x`` (n, d), trained on its own nearest-neighbour pairs as
+    SpectralNet's siamese stage (upstream's net and settings, ``epochs`` epochs, features divided
+    by their global standard deviation, a ``val_fraction`` of the rows held out for the
+    learning rate; deterministic for a fixed ``seed`` on CPU). Returns ``(embedding of all rows,
+    per-epoch training loss)``."""
+    x = np.asarray(x, np.float32)
+    x = x / np.float32(max(float(np.std(x)), 1e-12))
+    embedder = build_mlp(x.shape[1], (1024, 1024, 512), n_clusters, "relu", "siamese",
+                         seed=seed)
+    train_rows, val_rows = split_rows(len(x), val_fraction, seed)
+    hist = train_siamese(embedder, x[train_rows], x[val_rows], seed, siam_k=siam_k,
+                         epochs=epochs, verbose=verbose, shuffle_batches=False)
+    embedding = embedder.predict(x, batch_size=4096, verbose=0)
+    return embedding, [float(v) for v in hist.history["loss"]]
 
 
 class SpectralNetModel(keras.Model):
@@ -297,11 +349,6 @@ class SpectralNet(BaseDeepClusterer):
         copy_pretrained_autoencoder(self.encoder_weights, self.model_.encoder,
                                     params="encoder_hidden_dims/code_dim")
 
-    def _neighbours(self, x, seed):
-        if self.approx_knn:
-            return approximate_knn_indices(x, self.siam_k, seed=seed)
-        return knn_indices(x, self.siam_k)
-
     def _fit(self, X, y, seed):
         net = self.model_
         if self.encoder_weights:
@@ -383,20 +430,9 @@ class SpectralNet(BaseDeepClusterer):
         """Train the siamese embedder on kNN pairs of ``train`` (``val`` drives the learning
         rate); returns its embedding of ``train``. ``callbacks`` are extra Keras callbacks."""
         net = self.model_
-        siamese = SiameseNet(net.siamese)
-        siamese.compile(optimizer=keras.optimizers.RMSprop(self.siam_lr))
-        pairs, labels = create_pairs_from_unlabeled_data(self._neighbours(train, seed),
-                                                         self.siam_tot_pairs, seed)
-        data = PairBatches(train, pairs, labels, self.siam_batch_size, seed)
-        val_data = None
-        if len(val) > self.siam_k:
-            vpairs, vlabels = create_pairs_from_unlabeled_data(
-                self._neighbours(val, seed + 1), self.siam_tot_pairs, seed + 1)
-            val_data = PairBatches(val, vpairs, vlabels, self.siam_batch_size, seed + 1)
-        hist = siamese.fit(data, validation_data=val_data, epochs=self.siam_epochs,
-                           verbose=self.verbose, callbacks=[LearningHandler(
-                               "val_loss" if val_data else "loss", self.siam_patience),
-                               *callbacks])
+        hist = train_siamese(net.siamese, train, val, seed, self.siam_k, self.siam_tot_pairs,
+                             self.siam_epochs, self.siam_batch_size, self.siam_lr,
+                             self.siam_patience, self.approx_knn, self.verbose, callbacks)
         self.history_["siamese_loss"] = [float(v) for v in hist.history["loss"]]
         return net.siamese.predict(train, batch_size=4096, verbose=0)
 

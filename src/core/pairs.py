@@ -259,13 +259,34 @@ def njw_embedding(w, k):
     return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
 
-def graph_spectral_embedding(x, n_clusters, n_nbrs, scale_nbr=2):
+def graph_spectral_embedding(x, n_clusters, n_nbrs, scale_nbr=2, return_graph=False):
     """NJW embedding of the large components of the ``n_nbrs``-NN Gaussian graph of ``x`` (at
     most ``n_clusters`` components of at least n / (10 n_clusters) points). Returns the unit
-    rows of the kept points, their mask and the graph's number of components."""
+    rows of the kept points, their mask and the graph's number of components, and with
+    ``return_graph`` also the graph of the kept points."""
     graph = knn_graph(x, n_nbrs, scale_nbr)
     keep, n_comp = large_components(graph, n_clusters, graph.shape[0] / (10.0 * n_clusters))
     if keep.sum() <= n_clusters:
         raise ValueError(f"the {n_nbrs}-NN graph's large components hold {keep.sum()} points, "
                          f"too few for n_clusters={n_clusters}")
-    return njw_embedding(graph[keep][:, keep], n_clusters), keep, n_comp
+    graph = graph[keep][:, keep]
+    vectors = njw_embedding(graph, n_clusters)
+    return (vectors, keep, n_comp, graph) if return_graph else (vectors, keep, n_comp)
+
+
+def normalized_cut(w, labels):
+    """Normalized cut of a partition of the sparse affinity ``w``: the sum over clusters A of
+    cut(A, rest) / vol(A), the objective NJW spectral clustering relaxes (0 for clusters with
+    no edge between them, lower is cleaner)."""
+    w = w.tocsr()
+    labels = np.asarray(labels)
+    if labels.shape != (w.shape[0],):
+        raise ValueError(f"labels of shape {labels.shape} for a graph of {w.shape[0]} points")
+    degree = np.asarray(w.sum(1)).ravel()
+    rows, cols = w.nonzero()
+    crossing = labels[rows] != labels[cols]
+    cut = np.bincount(labels[rows][crossing], weights=np.asarray(w[rows, cols]).ravel()[crossing],
+                      minlength=labels.max() + 1)
+    volume = np.bincount(labels, weights=degree, minlength=labels.max() + 1)
+    used = volume > 0
+    return float(np.sum(cut[used] / volume[used]))
