@@ -310,9 +310,8 @@ def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, he
     (``spectralnet.siamese_embedding``) instead of in mu; the head and the means still work on mu.
     The siamese graph depends on the net's draw (on the shipped ALRDC MNIST model's mu, seeds
     0-4 gave ACC 0.83 / 0.97 / 0.83 / 0.97 / 0.82 at normalized cuts 0.040 / 0.004 / 0.026 /
-    0.010 / 0.043), so ``siamese_draws`` nets are trained
-    (seeds ``seed``, ``seed + 1``, ...) and the partition with the lowest normalized cut on its
-    own graph is kept (no labels needed).
+    0.010 / 0.043), so ``siamese_draws`` nets are trained (seeds ``seed``, ``seed + 1``, ...)
+    and the partition with the lowest normalized cut on its own graph is kept (no labels).
 
     Returns ``(labels, record)``: the spectral labels of all rows (-1 outside the kept
     components) and a JSON-ready record (graph basis, graph components and points, the
@@ -324,28 +323,32 @@ def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, he
     if siamese_epochs:
         from applications.spectralnet import siamese_embedding
 
-        draws, best = [], None
+        draws, partitions = [], []
         for draw in range(max(1, siamese_draws)):
             draw_seed = (seed or 0) + draw
             basis, losses = siamese_embedding(z, net.n_clusters, draw_seed, siamese_epochs,
                                               verbose=2 if verbose else 0)
-            labels, keep, n_comp, cut = spectral_partition(basis, net.n_clusters, graph_nbrs,
-                                                           scale_nbr, seed)
+            partitions.append(spectral_partition(basis, net.n_clusters, graph_nbrs, scale_nbr,
+                                                 seed))
+            labels, keep, _, cut = partitions[-1]
             draws.append({"seed": draw_seed, "siamese_loss": losses, "normalized_cut": cut})
             if y is not None:
                 draws[-1]["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
             if verbose:
                 print(f"siamese draw {draw} (seed {draw_seed}): normalized cut {cut:.4f}",
                       flush=True)
-            if best is None or cut < best[3]:
-                best = (labels, keep, n_comp, cut, draw)
-        labels, keep, n_comp, cut, choice = best
+        choice = min(range(len(draws)), key=lambda i: draws[i]["normalized_cut"])
+        labels, keep, n_comp, cut = partitions[choice]
         record = {"graph_basis": "siamese", "siamese_draws": draws, "siamese_choice": choice,
                   "siamese_loss": draws[choice]["siamese_loss"]}
+        if y is not None:
+            record["spectral_metrics"] = draws[choice]["spectral_metrics"]
     else:
         labels, keep, n_comp, cut = spectral_partition(z, net.n_clusters, graph_nbrs,
                                                        scale_nbr, seed)
         record = {"graph_basis": "mu"}
+        if y is not None:
+            record["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
     record["normalized_cut"] = cut
     all_labels = np.full(len(z), -1, np.int64)
     all_labels[keep] = labels
@@ -367,8 +370,6 @@ def fit_head_to_spectral_clusters(net, X, y=None, graph_nbrs=10, scale_nbr=2, he
                    "head_loss": [float(v) for v in hist.history["loss"]],
                    "head_steps": epochs * steps_per_epoch,
                    "head_agreement": float(np.mean(head == labels))})
-    if y is not None:
-        record["spectral_metrics"] = evaluate(np.asarray(y)[keep], labels)
     if verbose:
         print(f"spectral clusters of the {graph_nbrs}-NN graph of {record['graph_basis']}: "
               f"{n_comp} components, "

@@ -278,15 +278,13 @@ def normalized_cut(w, labels):
     """Normalized cut of a partition of the sparse affinity ``w``: the sum over clusters A of
     cut(A, rest) / vol(A), the objective NJW spectral clustering relaxes (0 for clusters with
     no edge between them, lower is cleaner)."""
-    w = w.tocsr()
+    w = w.tocoo()
     labels = np.asarray(labels)
     if labels.shape != (w.shape[0],):
         raise ValueError(f"labels of shape {labels.shape} for a graph of {w.shape[0]} points")
-    degree = np.asarray(w.sum(1)).ravel()
-    rows, cols = w.nonzero()
-    crossing = labels[rows] != labels[cols]
-    cut = np.bincount(labels[rows][crossing], weights=np.asarray(w[rows, cols]).ravel()[crossing],
-                      minlength=labels.max() + 1)
-    volume = np.bincount(labels, weights=degree, minlength=labels.max() + 1)
+    source = labels[w.row]
+    crossing = source != labels[w.col]
+    cut = np.bincount(source[crossing], weights=w.data[crossing], minlength=labels.max() + 1)
+    volume = np.bincount(source, weights=w.data, minlength=labels.max() + 1)
     used = volume > 0
     return float(np.sum(cut[used] / volume[used]))
