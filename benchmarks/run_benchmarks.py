@@ -13,6 +13,7 @@ long benchmark can be resumed and extended; ``--render-only`` rewrites the table
 """
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -139,6 +140,11 @@ def _mean_or_dash(values, spec=".0f"):
 
 
 def render(rows, hardware, loads=(), shipped=(), knn=()):
+    # the most common machine heads the page; rows trained elsewhere name theirs in "Commands"
+    machines = collections.Counter(row.get("hardware") or hardware for row in rows)
+    if machines:
+        hardware = machines.most_common(1)[0][0]
+    others = len(rows) - machines.get(hardware, 0)
     groups = {}
     for row in rows:
         groups.setdefault(row_key(row)[:4], []).append(row)
@@ -151,7 +157,9 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
         "Published numbers are quoted with the tags of `../shared/METHODS.md` ([mem] = recalled, "
         "unverified).",
         "",
-        f"Hardware: {hardware}.",
+        f"Hardware: {hardware}"
+        + (f" ({len(rows) - others} of {len(rows)} rows; the others name their machine in "
+           "\"Commands\")." if others else "."),
         "",
         "| method | dataset | protocol | seeds | ACC | NMI | ARI | fit time (s) | samples/s |"
         " peak RSS (MB) | published |",
@@ -237,6 +245,8 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
     lines += ["", "## Commands", ""]
     for row in sorted(rows, key=row_key):
         notes = [row[k] for k in ("partial_time", "code_version") if row.get(k)]
+        if row.get("hardware") and row["hardware"] != hardware:
+            notes.append(f"on {row['hardware']}")
         note = f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"- `{row['command']}` → ACC {row['acc']:.4f}, NMI {row['nmi']:.4f}, "
                      f"ARI {row['ari']:.4f}, {row['fit_seconds']:.0f} s{note}")

@@ -141,3 +141,29 @@ def test_spectral_ceiling_probe_recovers_blobs():
     res = probe.global_spectral(z, y, 3, n_nbrs=10, scale_nbr=2, seed=0)
     assert res["components"] == 1 and res["largest_component"] == 900
     assert res["normalised"]["acc"] > 0.99
+
+
+def test_rows_from_another_machine_name_it_in_the_commands():
+    row = dict(method="kmeans", dataset="mnist", protocol="full-70k", nmi=0.5, ari=0.4,
+               fit_seconds=10.0, samples_per_second=1.0, wall_seconds=1.0, peak_rss_mb=100.0)
+    rows = [dict(row, seed=0, acc=0.5, command="cmd0", hardware="cpu A"),
+            dict(row, seed=1, acc=0.6, command="cmd1", hardware="cpu A"),
+            dict(row, seed=2, acc=0.7, command="cmd2", hardware="cpu B")]
+    table = run_benchmarks.render(rows, "cpu B")
+    assert "Hardware: cpu A (2 of 3 rows;" in table
+    assert "`cmd2` → ACC 0.7000, NMI 0.5000, ARI 0.4000, 10 s (on cpu B)" in table
+    assert "`cmd0` → ACC 0.5000, NMI 0.5000, ARI 0.4000, 10 s\n" in table
+
+
+def test_hardware_string_names_cpu_generation_and_vector_unit(tmp_path):
+    from core.util import hardware_string
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\n"
+                       "model\t\t: 49\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2\n"
+                       "\nprocessor\t: 1\nmodel name\t: other\n")
+    desc = hardware_string(cpuinfo)
+    assert "x AMD EPYC (family 23 model 49, AVX2)" in desc
+    assert desc.endswith("no GPU") or "GPU:" in desc
+    # without /proc/cpuinfo it still names the machine
+    assert hardware_string(tmp_path / "missing").split(" x ", 1)[1]
