@@ -244,7 +244,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
                                 (" – |" if before else "")))
     lines += ["", "## Commands", ""]
     for row in sorted(rows, key=row_key):
-        notes = [row[k] for k in ("partial_time", "code_version") if row.get(k)]
+        notes = [row[k] for k in ("partial_time", "code_version", "note") if row.get(k)]
         if row.get("hardware") and row["hardware"] != hardware:
             notes.append(f"on {row['hardware']}")
         note = f" ({'; '.join(notes)})" if notes else ""
@@ -292,6 +292,9 @@ def main(argv=None):
                     row["variant"] = spec["variant"]
                 print(f"  ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f} "
                       f"in {row['fit_seconds']:.0f} s", flush=True)
+                # re-read: another runner may have added rows while this one trained
+                if results_path.is_file():
+                    rows = json.loads(results_path.read_text())
                 rows = [r for r in rows if row_key(r) != key] + [row]
                 results_path.write_text(json.dumps(rows, indent=2) + "\n")
     loads_path = results_path.with_name(results_path.stem + "_data_load.json")
