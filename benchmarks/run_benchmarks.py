@@ -64,6 +64,11 @@ def row_key(row):
     return (row["method"], row["dataset"], row["protocol"], row.get("variant", ""), row["seed"])
 
 
+def load_rows(results_path):
+    """The result rows on disk (``[]`` before the first run)."""
+    return json.loads(results_path.read_text()) if results_path.is_file() else []
+
+
 def run_one(method, dset, protocol, seed, extra_args=(), keep_out=None):
     """Train one configuration in a subprocess; returns a result row. ``keep_out`` (relative to
     ``src/``) keeps the run's folder, e.g. the autoencoder that later rows start from."""
@@ -273,7 +278,7 @@ def main(argv=None):
     from core.util import hardware_string
 
     results_path = Path(args.results)
-    rows = json.loads(results_path.read_text()) if results_path.is_file() else []
+    rows = load_rows(results_path)
     if not args.render_only:
         config = json.loads(Path(args.config).read_text())
         for spec in config["runs"]:
@@ -293,9 +298,7 @@ def main(argv=None):
                 print(f"  ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f} "
                       f"in {row['fit_seconds']:.0f} s", flush=True)
                 # re-read: another runner may have added rows while this one trained
-                if results_path.is_file():
-                    rows = json.loads(results_path.read_text())
-                rows = [r for r in rows if row_key(r) != key] + [row]
+                rows = [r for r in load_rows(results_path) if row_key(r) != key] + [row]
                 results_path.write_text(json.dumps(rows, indent=2) + "\n")
     loads_path = results_path.with_name(results_path.stem + "_data_load.json")
     loads = json.loads(loads_path.read_text()) if loads_path.is_file() else []
