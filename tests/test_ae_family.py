@@ -1,5 +1,6 @@
 """DEC, VaDE and AE+GMM on the shared autoencoder (issue 6), plus the self-training targets."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -223,6 +224,38 @@ def test_fcae_builds_for_several_image_shapes():
         enc, dec, ae = build_fcae(shape)
         assert tuple(enc.output.shape[1:]) == code
         assert tuple(ae.output.shape[1:]) == shape
+
+
+def test_fcae_vector_code_layout_has_no_dense_layer_and_a_1x1_code():
+    from core.Conv import build_fcae
+
+    for shape in ((28, 28, 1), (32, 32, 3), (27, 27, 1)):
+        enc, dec, ae = build_fcae(shape, code_layout="vector")
+        assert tuple(enc.output.shape[1:]) == (1, 1, 10)
+        assert tuple(ae.output.shape[1:]) == shape
+        assert not any(isinstance(layer, keras.layers.Dense) for layer in enc.layers + dec.layers)
+    # on MNIST the code convolution spans the 3x3x128 map
+    assert tuple(build_fcae((28, 28, 1), code_layout="vector")[0].get_layer("code").kernel.shape) \
+        == (3, 3, 128, 10)
+    with pytest.raises(ValueError, match="code_layout"):
+        build_fcae((28, 28, 1), code_layout="dense")
+
+
+def test_fcae_vector_layout_clusters_mnist_subset_and_round_trips(mnist_subset, tmp_path):
+    from applications.fcae_dbc import DBC, FCAEKMeans
+
+    x, y = mnist_subset
+    fcae = FCAEKMeans(code_layout="vector", epochs=15, batch_size=64, n_init=5,
+                      random_state=0).fit(x)
+    assert fcae.transform(x[:3]).shape == (3, 10)
+    assert fcae.history_["loss"][-1] < fcae.history_["loss"][0]
+    assert acc(y, fcae.labels_) > 0.45
+    fcae.save(tmp_path / "fcae")
+    loaded = FCAEKMeans.load(tmp_path / "fcae")
+    np.testing.assert_array_equal(loaded.predict(x), fcae.labels_)
+    # a DBC built for the other layout refuses this FCAE by name
+    with pytest.raises(ValueError, match="code_layout"):
+        DBC(fcae_weights=str(tmp_path / "fcae") + ".weights.h5").fit(x[:300])
 
 
 def test_fcae_kmeans_baseline(shared_fcae, digits):

@@ -30,10 +30,10 @@ class FCAENet(keras.Model):
     """Encoder, decoder and a centre table (what an FCAE + k-means checkpoint holds)."""
 
     def __init__(self, input_shape, n_clusters, code_channels=10, filters=(32, 64, 128),
-                 seed=None, **kwargs):
+                 seed=None, code_layout="map", **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder, _ = build_fcae(tuple(input_shape), code_channels,
-                                                   tuple(filters), seed)
+                                                   tuple(filters), seed, code_layout)
         self.clustering = ClusteringLayer(n_clusters, name="clustering")
         self.clustering.build((None, int(np.prod(self.encoder.output.shape[1:]))))
         self.build((None,) + tuple(input_shape))
@@ -47,9 +47,10 @@ class FCAENet(keras.Model):
 
 class FCAEKMeans(AEKMeans):
     """Fully convolutional autoencoder (MSE; Adam unless ``optimizer="sgd"``) + k-means on its
-    flattened code map.
+    flattened code.
 
-    Parameters: ``n_clusters``, ``code_channels``, ``filters``, ``epochs``, ``batch_size``,
+    Parameters: ``n_clusters``, ``code_channels``, ``code_layout`` ("map": METHODS.md's 3x3x10
+    code map; "vector": one 1x1x10 code, see ``build_fcae``), ``filters``, ``epochs``, ``batch_size``,
     ``learning_rate``, ``optimizer`` ("adam" or "sgd"), ``n_init``, ``log_every``,
     ``random_state``, ``verbose``.
     Attributes: ``labels_``, ``cluster_centers_``, ``model_`` (``FCAENet``), ``history_``.
@@ -59,9 +60,10 @@ class FCAEKMeans(AEKMeans):
 
     def __init__(self, n_clusters=10, code_channels=10, filters=(32, 64, 128), epochs=50,
                  batch_size=256, learning_rate=1e-3, n_init=20, log_every=0, random_state=None,
-                 deterministic=True, verbose=0, optimizer="adam"):
+                 deterministic=True, verbose=0, optimizer="adam", code_layout="map"):
         self.n_clusters = n_clusters
         self.code_channels = code_channels
+        self.code_layout = code_layout
         self.filters = filters
         self.epochs = epochs
         self.batch_size = batch_size
@@ -76,7 +78,7 @@ class FCAEKMeans(AEKMeans):
     def _build(self, input_shape, seed):
         require_images(input_shape, "the FCAE")
         self.model_ = FCAENet(input_shape, self.n_clusters, self.code_channels, self.filters,
-                              seed)
+                              seed, self.code_layout)
 
     def _transform(self, X):
         return _flat(self.model_.encoder.predict(X, batch_size=1024, verbose=0))
@@ -94,7 +96,7 @@ class DBC(SelfTrainingClusterer):
     n_clusters : int
     fcae_weights : an ``FCAEKMeans`` checkpoint (path or ``"pretrained:FILE"``); None trains the
         FCAE here for ``pretrain_epochs``.
-    code_channels, filters : FCAE layout (10; 32-64-128).
+    code_channels, filters, code_layout : FCAE layout (10; 32-64-128; "map" or "vector").
     target : ``"boosted"`` (r ∝ s^alpha per sample, default) or ``"dec"`` (q^2/f).
     boost_alpha : the boosting factor alpha (> 1 sharpens; 2 by default).
     optimizer, learning_rate : clustering stage (Adam 1e-4, METHODS.md §6.4).
@@ -113,10 +115,11 @@ class DBC(SelfTrainingClusterer):
                  filters=(32, 64, 128), pretrain_epochs=50, target="boosted", boost_alpha=2.0,
                  optimizer="adam", learning_rate=1e-4, batch_size=256, update_interval=140,
                  maxiter=20000, tol=1e-3, n_init=20, random_state=None, deterministic=True,
-                 verbose=0):
+                 verbose=0, code_layout="map"):
         self.n_clusters = n_clusters
         self.fcae_weights = fcae_weights
         self.code_channels = code_channels
+        self.code_layout = code_layout
         self.filters = filters
         self.pretrain_epochs = pretrain_epochs
         self.target = target
@@ -136,7 +139,7 @@ class DBC(SelfTrainingClusterer):
         require_images(input_shape, "the FCAE")
         make_target_fn(self.target, self.boost_alpha)  # validate early
         encoder, decoder, _ = build_fcae(tuple(input_shape), self.code_channels,
-                                         tuple(self.filters), seed)
+                                         tuple(self.filters), seed, self.code_layout)
         # the decoder rides along so that checkpoints keep it for reconstructions
         self.model_ = SelfTrainingNet(encoder, self.n_clusters, decoder=decoder)
 
@@ -146,12 +149,14 @@ class DBC(SelfTrainingClusterer):
         else:
             fcae = FCAEKMeans(self.n_clusters, self.code_channels, self.filters,
                               epochs=self.pretrain_epochs, n_init=1, random_state=seed,
-                              deterministic=self.deterministic, verbose=self.verbose).fit(X)
+                              deterministic=self.deterministic, verbose=self.verbose,
+                              code_layout=self.code_layout).fit(X)
         for ours, theirs in ((self.model_.encoder, fcae.model_.encoder),
                              (self.model_.decoder, fcae.model_.decoder)):
             if [w.shape for w in ours.weights] != [w.shape for w in theirs.weights]:
                 raise ValueError(f"the FCAE in {self.fcae_weights} does not match "
-                                 f"code_channels/filters/input shape of this estimator")
+                                 f"code_channels/filters/code_layout/input shape of this "
+                                 f"estimator")
             ours.set_weights(theirs.get_weights())
 
     def reconstruct(self, X):

@@ -134,15 +134,22 @@ def build_mi_critic(input_dim, hidden_dims=(64, 64), name="mi_critic"):
     return keras.Model(v_in, layers.Dense(1, activation="sigmoid")(h), name=name)
 
 
-def build_fcae(input_shape=(28, 28, 1), code_channels=10, filters=(32, 64, 128), seed=None):
+def build_fcae(input_shape=(28, 28, 1), code_channels=10, filters=(32, 64, 128), seed=None,
+                code_layout="map"):
     """DBC's fully convolutional autoencoder (METHODS.md §6.4; an assumed layout, not the paper's
-    table): conv 5/2, conv 5/2, conv 3/2 (valid where the map allows), 1x1 linear code; BN + ReLU
-    after every convolution except the last of each path; the decoder mirrors it with transposed
-    convolutions and ends in a sigmoid, cropped to the input size.
+    table): conv 5/2, conv 5/2, conv 3/2 (valid where the map allows), then a linear code
+    convolution; BN + ReLU after every convolution except the last of each path; the decoder
+    mirrors it with transposed convolutions and ends in a sigmoid, cropped to the input size.
 
-    Returns ``(encoder, decoder, autoencoder)``; the encoder outputs the code map (3x3x10 on MNIST,
-    flattened to 90-d by the clustering models).
+    ``code_layout="map"`` (METHODS.md §6.4): a 1x1 code convolution, so the code is a map (3x3x10
+    on MNIST, flattened to 90-d by the clustering models). ``"vector"`` (ours): the code
+    convolution spans the whole map ('valid'), so the code is 1x1x``code_channels``, still with
+    no dense layer; the decoder starts with the transposed convolution of the same size.
+
+    Returns ``(encoder, decoder, autoencoder)``.
     """
+    if code_layout not in ("map", "vector"):
+        raise ValueError(f"code_layout must be 'map' or 'vector', got {code_layout!r}")
     f1, f2, f3 = filters
     h_in, w_in, channels = input_shape
     count = [0]
@@ -163,11 +170,12 @@ def build_fcae(input_shape=(28, 28, 1), code_channels=10, filters=(32, 64, 128),
     map_h, map_w = h.shape[1], h.shape[2]
     h = block(h, layers.Conv2D(f3, 3, strides=2, padding=third_padding,
                                kernel_initializer=init()))
-    code = layers.Conv2D(code_channels, 1, name="code", kernel_initializer=init())(h)
+    code_kernel = 1 if code_layout == "map" else (h.shape[1], h.shape[2])
+    code = layers.Conv2D(code_channels, code_kernel, name="code", kernel_initializer=init())(h)
     encoder = keras.Model(x_in, code, name="fcae_encoder")
 
     c_in = keras.Input(tuple(code.shape[1:]), name="code_map")
-    h = block(c_in, layers.Conv2DTranspose(f3, 1, kernel_initializer=init()))
+    h = block(c_in, layers.Conv2DTranspose(f3, code_kernel, kernel_initializer=init()))
     h = block(h, layers.Conv2DTranspose(f2, 3, strides=2, padding=third_padding,
                                         kernel_initializer=init()))
     if (h.shape[1], h.shape[2]) != (map_h, map_w):  # odd map sizes: match the encoder's map
