@@ -101,12 +101,12 @@ class DBC(SelfTrainingClusterer):
     boost_alpha : the boosting factor alpha (> 1 sharpens; 2 by default).
     optimizer, learning_rate : clustering stage (Adam 1e-4, METHODS.md §6.4).
     batch_size, update_interval, maxiter, tol : 256, 140, 20000, 1e-3.
-    confident : threshold on max s for the "easy samples" share.
 
     Attributes
     ----------
     labels_, cluster_centers_, model_ (``SelfTrainingNet`` over the FCAE encoder), history_ (per
-    round: ``confident_share``, ``mean_max_q``, ``changed``, scores with ``y``), converged_.
+    round: ``confident_share`` (max s > 0.5), ``mean_max_q``, ``changed``, scores with ``y``),
+    converged_.
     """
 
     input_kind = "image"
