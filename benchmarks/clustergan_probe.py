@@ -23,19 +23,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import numpy as np
-    from sklearn.cluster import KMeans
-
     from applications.ae_baseline import resolve_checkpoint
     from applications.clustergan import ClusterGAN
     from core.data import load_dataset
     from core.metrics import evaluate
+    from core.train import kmeans_labels
 
     ds = load_dataset(args.dset, args.protocol)
     est = ClusterGAN.load(resolve_checkpoint(args.model))
     x, y = ds.x_eval, ds.y_eval
     head = est.predict(x)
     latent = est.transform(x)
-    upstream = KMeans(est.n_clusters, n_init=10, random_state=0).fit_predict(latent)
+    upstream = kmeans_labels(latent, est.n_clusters, 0, n_init=10)[0]
     parts = [("all", slice(None))]
     if len(x) == 70000:  # full-70k: the 60,000 training images, then the 10,000 test images
         parts.append(("test-10k", slice(60000, None)))
