@@ -91,6 +91,12 @@ class ALRDCNet(keras.Model):
         self.adv_optimizer = adv_optimizer or keras.optimizers.Adam(1e-3)
         self.defense_optimizer = defense_optimizer or keras.optimizers.Adam(1e-3)
 
+    def optimizer_slots(self):
+        """(optimizer, what it trains) in the order the stages apply them (for resuming)."""
+        return [(self.vae_optimizer, self.vae_variables),
+                (self.adv_optimizer, self.adversary.trainable_weights),
+                (self.defense_optimizer, self.vae_variables + self.critic.trainable_weights)]
+
     def set_stage(self, stage):
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")

@@ -57,6 +57,14 @@ class CatGANNet(TwoPlayerNet):
     def call(self, x, training=False):
         return self.classifier(x, training=training)
 
+    @property
+    def d_variables(self):
+        return self.classifier.trainable_weights
+
+    @property
+    def g_variables(self):
+        return self.generator.trainable_weights
+
     def train_step(self, data):
         import tensorflow as tf
 
@@ -66,12 +74,12 @@ class CatGANNet(TwoPlayerNet):
             fake = self.generator(self.sample_prior(n)[0], training=True)
             p_real = self.classifier(real, training=True)
             d_loss, _ = catgan_losses(p_real, self.classifier(fake, training=True))
-        d_vars = self.classifier.trainable_weights
+        d_vars = self.d_variables
         self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
         with tf.GradientTape() as tape:
             fake = self.generator(self.sample_prior(n)[0], training=True)
             _, g_loss = catgan_losses(p_real, self.classifier(fake, training=True))
-        g_vars = self.generator.trainable_weights
+        g_vars = self.g_variables
         self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
         return self._report(d_loss=d_loss, g_loss=g_loss,
                             h_marginal_real=entropy(ops.mean(p_real, axis=0)),

@@ -78,6 +78,14 @@ class ClusterGANNet(TwoPlayerNet):
     def call(self, x, training=False):
         return ops.softmax(self.encode(x, training)[1])
 
+    @property
+    def d_variables(self):
+        return self.critic.trainable_weights
+
+    @property
+    def g_variables(self):
+        return self.generator.trainable_weights + self.encoder.trainable_weights
+
     def train_step(self, data):
         import tensorflow as tf
 
@@ -92,7 +100,7 @@ class ClusterGANNet(TwoPlayerNet):
                 # upstream's sign convention: the critic scores real images low
                 d_loss = (ops.mean(self.critic(real, training=True))
                           - ops.mean(self.critic(fake, training=True)) + self.gp_weight * gp)
-            variables = self.critic.trainable_weights
+            variables = self.d_variables
             self.d_optimizer.apply(tape.gradient(d_loss, variables), variables)
         z, z_n, classes = self.sample_prior(chunk)
         with tf.GradientTape() as tape:
@@ -103,7 +111,7 @@ class ClusterGANNet(TwoPlayerNet):
             rec_c = ops.mean(ops.sparse_categorical_crossentropy(classes, enc_logits,
                                                                  from_logits=True))
             g_loss = adv + self.beta_n * rec_n + self.beta_c * rec_c
-        variables = self.generator.trainable_weights + self.encoder.trainable_weights
+        variables = self.g_variables
         self.g_optimizer.apply(tape.gradient(g_loss, variables), variables)
         return self._report(d_loss=d_loss, gp=gp, g_loss=g_loss, rec_n=rec_n, rec_c=rec_c)
 

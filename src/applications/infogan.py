@@ -70,14 +70,22 @@ class InfoGANNet(TwoPlayerNet):
         ce = ops.mean(ops.sparse_categorical_crossentropy(categories, logits, from_logits=True))
         return ce + 0.5 * ops.mean(ops.sum(ops.square(cont - means), axis=1))
 
+    @property
+    def d_variables(self):
+        return (self.trunk.trainable_weights + self.d_head.trainable_weights
+                + self.q_head.trainable_weights)
+
+    @property
+    def g_variables(self):
+        return self.generator.trainable_weights
+
     def train_step(self, data):
         import tensorflow as tf
 
         real = data[0] if isinstance(data, (tuple, list)) else data
         n = ops.shape(real)[0]
         latent, categories, cont = self.sample_prior(n)
-        d_vars = (self.trunk.trainable_weights + self.d_head.trainable_weights
-                  + self.q_head.trainable_weights)
+        d_vars = self.d_variables
         with tf.GradientTape() as tape:
             fake = self.generator(latent, training=True)
             d_real = self.d_head(self.trunk(real, training=True))
@@ -94,7 +102,7 @@ class InfoGANNet(TwoPlayerNet):
             g_loss = ops.mean(ops.binary_crossentropy(ops.ones_like(d_fake), d_fake, True))
             mi_g = self.mutual_information_loss(fake, categories, cont)
             total_g = g_loss + self.info_weight * mi_g
-        g_vars = self.generator.trainable_weights
+        g_vars = self.g_variables
         self.g_optimizer.apply(tape.gradient(total_g, g_vars), g_vars)
         return self._report(d_loss=d_loss, g_loss=g_loss, mi=mi_g)
 

@@ -3,6 +3,7 @@
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -279,8 +280,9 @@ class TargetRefresh(keras.callbacks.Callback):
 
 class StageCheckpoint(keras.callbacks.Callback):
     """Saves weights and ``{stage: epochs_done}`` after every epoch, so that an interrupted run
-    resumes from its last finished epoch (optimizer moments restart from zero). A stage that a
-    stop rule ended is recorded under ``"stopped"`` and counts as finished on resume."""
+    resumes from its last finished epoch (with the optimizers' moments and step counts when the
+    model lists them in ``optimizer_slots``). A stage that a stop rule ended is recorded under
+    ``"stopped"`` and counts as finished on resume."""
 
     def __init__(self, directory, stage, initial_epoch=0):
         super().__init__()
@@ -319,11 +321,27 @@ def resume_from(model, directory, verbose=0):
     directory.mkdir(parents=True, exist_ok=True)
     progress = read_progress(directory)
     if progress and (directory / "last.weights.h5").is_file():
-        load_weights_verified(model, directory / "last.weights.h5")
+        build_optimizers(model)
+        with warnings.catch_warnings():
+            # an optimizer the interrupted run had not used yet saved no state: it starts fresh,
+            # as it would have in an uninterrupted run
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            load_weights_verified(model, directory / "last.weights.h5")
         if verbose:
             print(f"resuming from {directory} ({progress})", flush=True)
         return progress
     return {}
+
+
+def build_optimizers(model):
+    """Create the slot variables (Adam moments, step count) of each ``(optimizer, variables)``
+    pair in ``model.optimizer_slots()``, in the order the train step applies them, so that a
+    checkpoint's optimizer state loads; Keras would create them at the first step, after the load,
+    and skip the saved state."""
+    slots = model.optimizer_slots() if hasattr(model, "optimizer_slots") else ()
+    for optimizer, variables in slots:
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(variables)
 
 
 def epochs_done(progress, stage, planned):
@@ -372,6 +390,19 @@ class TwoPlayerNet(keras.Model):
             self.d_learning_rate, beta_1=beta_1, beta_2=beta_2)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(
             self.g_learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+    @property
+    def d_variables(self):
+        """What ``d_optimizer`` trains (the subclass's critic / discriminator side)."""
+        raise NotImplementedError
+
+    @property
+    def g_variables(self):
+        """What ``g_optimizer`` trains (the subclass's generator side)."""
+        raise NotImplementedError
+
+    def optimizer_slots(self):
+        return [(self.d_optimizer, self.d_variables), (self.g_optimizer, self.g_variables)]
 
     def _report(self, **values):
         return report_trackers(self.trackers, values)
