@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -321,11 +322,14 @@ def resume_from(model, directory, verbose=0):
     directory.mkdir(parents=True, exist_ok=True)
     progress = read_progress(directory)
     if progress and (directory / "last.weights.h5").is_file():
-        build_optimizers(model)
+        unbuilt_sizes = build_optimizers(model)
         with warnings.catch_warnings():
-            # an optimizer the interrupted run had not used yet saved no state: it starts fresh,
-            # as it would have in an uninterrupted run
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            # an optimizer the interrupted run had not used yet saved only its unbuilt variables:
+            # it starts fresh, as it would have in an uninterrupted run (other mismatches warn)
+            for name, size in unbuilt_sizes.items():
+                skipped = (f"Skipping variable loading for optimizer '{re.escape(name)}', because "
+                           rf"it has \d+ variables whereas the saved optimizer has {size} variables")
+                warnings.filterwarnings("ignore", message=skipped)
             load_weights_verified(model, directory / "last.weights.h5")
         if verbose:
             print(f"resuming from {directory} ({progress})", flush=True)
@@ -337,11 +341,14 @@ def build_optimizers(model):
     """Create the slot variables (Adam moments, step count) of each ``(optimizer, variables)``
     pair in ``model.optimizer_slots()``, in the order the train step applies them, so that a
     checkpoint's optimizer state loads; Keras would create them at the first step, after the load,
-    and skip the saved state."""
+    and skip the saved state. Returns ``{name: variable count before building}`` of those built."""
     slots = model.optimizer_slots() if hasattr(model, "optimizer_slots") else ()
+    unbuilt_sizes = {}
     for optimizer, variables in slots:
-        if optimizer is not None and not optimizer.built:
+        if not optimizer.built:
+            unbuilt_sizes[optimizer.name] = len(optimizer.variables)
             optimizer.build(variables)
+    return unbuilt_sizes
 
 
 def epochs_done(progress, stage, planned):
