@@ -13,8 +13,7 @@ from core.base import BaseDeepClusterer
 from core.checkpoints import CheckpointError
 from core.Conv import build_mlp_autoencoder
 from core.layer import ClusteringLayer
-from core.train import (MetricsLogger, TimeHistory, kmeans_labels, make_optimizer,
-                        nearest_centre)
+from core.train import MetricsLogger, TimeHistory, kmeans_labels, make_optimizer, nearest_centre
 
 
 class AEClusterNet(keras.Model):
@@ -155,6 +154,58 @@ def init_shared_autoencoder(est, X, seed, encoder, decoder=None):
     encoder.set_weights(ae.model_.encoder.get_weights())
     if decoder is not None:
         decoder.set_weights(ae.model_.decoder.get_weights())
+
+
+def fit_diag_gmm(z, n_clusters, n_init, seed):
+    """The diagonal ``GaussianMixture`` that starts VaDE (and DAGMC when whitened), in float64: on
+    float32 codes EM's restarts land in worse optima (MNIST seed 0 whitened codes: 0.790
+    against 0.878)."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(n_clusters, covariance_type="diag", n_init=n_init,
+                           random_state=seed).fit(np.asarray(z, np.float64))
+
+
+def whiten_code_space(encoder, decoder, X, n_clusters, seed, n_init=5, center=True):
+    """Reparametrise the code linearly, z' = (z - mean) T, so that the pooled within-cluster
+    covariance of a full-covariance GMM on the codes becomes the identity; the encoder's code
+    layer and the decoder's first layer (Dense, or with ``center=False`` the Conv2DTranspose of
+    a 1x1 code) absorb T and its inverse, so decoder(encoder(x)) is unchanged. A diagonal
+    mixture or k-means then fits clusters that were tilted ellipsoids (MNIST seed 0: diagonal
+    GMM 0.726 on the MLP codes, 0.878 whitened; k-means 0.787 on the FCAE's, 0.905 whitened).
+    ``center=False`` keeps the mean (a transposed convolution cannot absorb the shift). Returns
+    the new codes, flat."""
+    from sklearn.mixture import GaussianMixture
+
+    codes = encoder.predict(X, batch_size=4096, verbose=0)
+    width = codes.shape[-1]
+    if int(np.prod(codes.shape[1:])) != width:
+        raise ValueError(f"whitening needs one code vector per sample, got codes of shape "
+                         f"{codes.shape[1:]} (use code_layout='vector')")
+    first = next(layer for layer in decoder.layers if layer.weights)
+    dense_input = isinstance(first, keras.layers.Dense)
+    if not (dense_input or (isinstance(first, keras.layers.Conv2DTranspose) and not center)):
+        raise ValueError(f"cannot absorb the whitening into {type(first).__name__} "
+                         f"{first.name!r}" + (" with center=True" if center else ""))
+    z = codes.reshape(len(codes), width).astype(np.float64)
+    full = GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
+                           random_state=seed).fit(z)
+    pooled = np.einsum("k,kij->ij", full.weights_, full.covariances_)
+    eigvals, eigvecs = np.linalg.eigh(pooled)
+    transform = eigvecs / np.sqrt(eigvals)                        # pooled -> identity
+    inverse = np.linalg.inv(transform)
+    centre = z.mean(axis=0) if center else np.zeros(width)
+    code_layer = encoder.layers[-1]
+    kernel, bias = code_layer.get_weights()                       # kernel (..., width)
+    code_layer.set_weights([(kernel @ transform).astype(np.float32),
+                            ((bias - centre) @ transform).astype(np.float32)])
+    kernel, bias = first.get_weights()
+    if dense_input:                                               # kernel (width, units)
+        first.set_weights([(inverse @ kernel).astype(np.float32),
+                           (centre @ kernel + bias).astype(np.float32)])
+    else:                                                         # kernel (.., units, width)
+        first.set_weights([(kernel @ inverse.T).astype(np.float32), bias])
+    return (z - centre) @ transform
 
 
 class PixelKMeans(BaseDeepClusterer):

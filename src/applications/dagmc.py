@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from applications.ae_baseline import init_shared_autoencoder
+from applications.ae_baseline import fit_diag_gmm, init_shared_autoencoder, whiten_code_space
 from applications.vade import MixturePriorAttributes, NonFiniteGuard, gmm_log_likelihood
 from core.base import BaseDeepClusterer
 from core.Conv import build_mlp_autoencoder
@@ -144,6 +144,9 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
     epochs, batch_size : adversarial training (batch 256).
     learning_rate, adv_learning_rate : 1e-3 (autoencoder, mixture), 2e-4 (adversarial phase).
     gmm_n_init : restarts of the initial diagonal ``GaussianMixture`` on the codes.
+    whiten_codes : whiten the pretrained code space first and fit the mixture in float64, as
+        VaDE does (``applications.ae_baseline.whiten_code_space``); off by default, which keeps
+        the shipped checkpoints' start.
     log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
     stop_patience : stop when the mixture NLL of the codes has not improved for this many epochs
         and keep the weights of its best epoch (label-free). Ours: on MNIST the discriminator
@@ -160,8 +163,8 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
 
     def __init__(self, n_clusters=10, encoder_weights=None, hidden_dims=(500, 500, 2000),
                  latent_dim=10, pretrain_epochs=50, epochs=30, batch_size=256,
-                 learning_rate=1e-3, adv_learning_rate=2e-4, gmm_n_init=5, log_every=0,
-                 stop_patience=5, random_state=None, deterministic=True, verbose=0):
+                 learning_rate=1e-3, adv_learning_rate=2e-4, gmm_n_init=5, whiten_codes=False,
+                 log_every=0, stop_patience=5, random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.encoder_weights = encoder_weights
         self.hidden_dims = hidden_dims
@@ -172,6 +175,7 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
         self.learning_rate = learning_rate
         self.adv_learning_rate = adv_learning_rate
         self.gmm_n_init = gmm_n_init
+        self.whiten_codes = whiten_codes
         self.log_every = log_every
         self.stop_patience = stop_patience
         self.random_state = random_state
@@ -187,9 +191,14 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
 
         net = self.model_
         init_shared_autoencoder(self, X, seed, net.encoder, net.decoder)
-        z = self._transform(X)
-        gmm = GaussianMixture(self.n_clusters, covariance_type="diag", n_init=self.gmm_n_init,
-                              random_state=seed).fit(z)
+        if self.whiten_codes:
+            z = whiten_code_space(net.encoder, net.decoder, X, self.n_clusters, seed,
+                                  self.gmm_n_init)
+            gmm = fit_diag_gmm(z, self.n_clusters, self.gmm_n_init, seed)
+        else:  # float32 codes, as the shipped checkpoints were started
+            z = self._transform(X)
+            gmm = GaussianMixture(self.n_clusters, covariance_type="diag",
+                                  n_init=self.gmm_n_init, random_state=seed).fit(z)
         net.pi_logits.assign(np.log(gmm.weights_).astype(np.float32))
         net.gmm_means.assign(gmm.means_.astype(np.float32))
         var = np.maximum(gmm.covariances_ - VAR_FLOOR, 1e-6)

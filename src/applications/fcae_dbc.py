@@ -14,7 +14,7 @@ The FCAE layout and alpha are our reading of the paper, which we could not check
 import keras
 import numpy as np
 
-from applications.ae_baseline import AEKMeans, resolve_checkpoint
+from applications.ae_baseline import AEKMeans, resolve_checkpoint, whiten_code_space
 from applications.dec import SelfTrainingClusterer, make_target_fn
 from core.base import require_images
 from core.Conv import build_fcae
@@ -101,6 +101,8 @@ class DBC(SelfTrainingClusterer):
     boost_alpha : the boosting factor alpha (> 1 sharpens; 2 by default).
     optimizer, learning_rate : clustering stage (Adam 1e-4, METHODS.md §6.4).
     batch_size, update_interval, maxiter, tol : 256, 140, 20000, 1e-3.
+    whiten_codes : whiten the FCAE's code space before k-means places the centres (ours, needs
+        ``code_layout="vector"``; ``applications.ae_baseline.whiten_code_space``).
 
     Attributes
     ----------
@@ -115,9 +117,10 @@ class DBC(SelfTrainingClusterer):
                  filters=(32, 64, 128), pretrain_epochs=50, target="boosted", boost_alpha=2.0,
                  optimizer="adam", learning_rate=1e-4, batch_size=256, update_interval=140,
                  maxiter=20000, tol=1e-3, n_init=20, random_state=None, deterministic=True,
-                 verbose=0, code_layout="map"):
+                 verbose=0, code_layout="map", whiten_codes=False):
         self.n_clusters = n_clusters
         self.fcae_weights = fcae_weights
+        self.whiten_codes = whiten_codes
         self.code_channels = code_channels
         self.code_layout = code_layout
         self.filters = filters
@@ -138,6 +141,9 @@ class DBC(SelfTrainingClusterer):
     def _build(self, input_shape, seed):
         require_images(input_shape, "the FCAE")
         make_target_fn(self.target, self.boost_alpha)  # validate early
+        if self.whiten_codes and self.code_layout != "vector":
+            raise ValueError(f"whiten_codes=True needs code_layout='vector' (one code vector "
+                             f"per image), got code_layout={self.code_layout!r}")
         encoder, decoder, _ = build_fcae(tuple(input_shape), self.code_channels,
                                          tuple(self.filters), seed, self.code_layout)
         # the decoder rides along so that checkpoints keep it for reconstructions
@@ -158,6 +164,9 @@ class DBC(SelfTrainingClusterer):
                                  f"code_channels/filters/code_layout/input shape of this "
                                  f"estimator")
             ours.set_weights(theirs.get_weights())
+        if self.whiten_codes:
+            whiten_code_space(self.model_.encoder, self.model_.decoder, X, self.n_clusters,
+                              seed, center=False)
 
     def reconstruct(self, X):
         """FCAE reconstructions through the fine-tuned encoder and the pretrained decoder."""

@@ -7,7 +7,9 @@ codes. One ``train_step`` applies two Adam optimizers (network, mixture), both d
 
 Departures (METHODS.md §7.5): pi = softmax(a) and lambda = exp(b), so neither can go negative
 (upstream's raw pi gave NaN); gamma is a log-space softmax instead of ``+1e-10``; the AE's linear
-output layer becomes the logit layer, rescaled so that sigmoid(logit) tracks its reconstruction.
+output layer becomes the logit layer, rescaled so that sigmoid(logit) tracks its reconstruction;
+the code space is whitened (pooled within-cluster covariance -> identity, the AE unchanged) before
+the diagonal mixture is fitted, in float64 (``whiten_codes=False``: upstream's start).
 """
 
 import math
@@ -16,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from applications.ae_baseline import init_shared_autoencoder
+from applications.ae_baseline import fit_diag_gmm, init_shared_autoencoder, whiten_code_space
 from core.base import BaseDeepClusterer, require_unit_range
 from core.Conv import build_mlp_autoencoder
 from core.train import MetricsLogger, history_dict, report_trackers
@@ -188,6 +190,8 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
     learning_rate, gmm_learning_rate, decay_every, decay, min_learning_rate : upstream 0.002,
         0.002, 10, 0.9, 0.0002.
     gmm_n_init : restarts of the initial diagonal ``GaussianMixture``.
+    whiten_codes : reparametrise the pretrained code space so that its pooled within-cluster
+        covariance is the identity before the diagonal mixture is fitted (ours; upstream False).
     predict_from : ``"mean"`` (mu, ours) or ``"sample"`` (a sampled z, as upstream's monitor).
     log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
 
@@ -201,8 +205,8 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
     def __init__(self, n_clusters=10, encoder_weights=None, hidden_dims=(500, 500, 2000),
                  latent_dim=10, pretrain_epochs=50, epochs=50, batch_size=100,
                  learning_rate=2e-3, gmm_learning_rate=2e-3, decay_every=10, decay=0.9,
-                 min_learning_rate=2e-4, gmm_n_init=5, predict_from="mean", log_every=0,
-                 random_state=None, deterministic=True, verbose=0):
+                 min_learning_rate=2e-4, gmm_n_init=5, whiten_codes=True, predict_from="mean",
+                 log_every=0, random_state=None, deterministic=True, verbose=0):
         self.n_clusters = n_clusters
         self.encoder_weights = encoder_weights
         self.hidden_dims = hidden_dims
@@ -216,6 +220,7 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
         self.decay = decay
         self.min_learning_rate = min_learning_rate
         self.gmm_n_init = gmm_n_init
+        self.whiten_codes = whiten_codes
         self.predict_from = predict_from
         self.log_every = log_every
         self.random_state = random_state
@@ -236,13 +241,13 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
         out = net.decoder.layers[-1]
         kernel, bias = out.get_weights()
         out.set_weights([8.0 * kernel, 8.0 * bias - 4.0])
+        if self.whiten_codes:
+            whiten_code_space(net.mean_encoder, net.decoder, X, self.n_clusters, seed,
+                              self.gmm_n_init)
 
     def _init_mixture(self, X, seed):
-        from sklearn.mixture import GaussianMixture
-
         z = self._transform(X)
-        gmm = GaussianMixture(self.n_clusters, covariance_type="diag", n_init=self.gmm_n_init,
-                              random_state=seed).fit(z)
+        gmm = fit_diag_gmm(z, self.n_clusters, self.gmm_n_init, seed)
         self.model_.gmm_means.assign(gmm.means_.astype(np.float32))
         self.model_.gmm_log_vars.assign(np.log(gmm.covariances_).astype(np.float32))
         # posterior variances start at 1/e^2 of the mean within-cluster variance: a random
@@ -271,7 +276,7 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
         if y is not None:
             from core.metrics import evaluate
 
-            init_scores = evaluate(y, gmm.predict(self._transform(X)))
+            init_scores = evaluate(y, gmm.predict(self._transform(X).astype(np.float64)))
             if self.verbose:
                 print(f"[init] GMM on the autoencoder codes: ACC {init_scores['acc']:.4f}",
                       flush=True)
