@@ -157,9 +157,9 @@ def init_shared_autoencoder(est, X, seed, encoder, decoder=None):
 
 
 def fit_diag_gmm(z, n_clusters, n_init, seed):
-    """The diagonal ``GaussianMixture`` that starts VaDE (and DAGMC when whitened), in float64: on
-    float32 codes EM's restarts land in worse optima (MNIST seed 0 whitened codes: 0.790
-    against 0.878)."""
+    """The diagonal ``GaussianMixture`` that starts VaDE (and a whitened DAGMC), in float64:
+    on float32 codes EM's restarts can land in worse optima (MNIST seed 0 whitened codes, one
+    of three restart seeds: 0.790 against 0.878)."""
     from sklearn.mixture import GaussianMixture
 
     return GaussianMixture(n_clusters, covariance_type="diag", n_init=n_init,

@@ -125,8 +125,10 @@ def _presets():
             "digits": {"epochs": 40, "batch_size": 64, "n_init": 5, "code_layout": "vector"},
             "*": {"epochs": 20, "code_layout": "vector"},
         }),
+        # MNIST: k-means places the centres in the whitened code space (ours; seed 0 0.963
+        # against 0.845 without, README "Departures")
         "dbc": (DBC, True, {
-            "mnist": {"fcae_weights": MNIST_FCAE, "code_layout": "vector"},
+            "mnist": {"fcae_weights": MNIST_FCAE, "code_layout": "vector", "whiten_codes": True},
             "digits": {"pretrain_epochs": 40, "batch_size": 64, "update_interval": 50,
                        "maxiter": 1000, "learning_rate": 1e-3, "code_layout": "vector"},
             "*": {"pretrain_epochs": 20, "code_layout": "vector"},
