@@ -145,8 +145,8 @@ class DAGMC(MixturePriorAttributes, BaseDeepClusterer):
     learning_rate, adv_learning_rate : 1e-3 (autoencoder, mixture), 2e-4 (adversarial phase).
     gmm_n_init : restarts of the initial diagonal ``GaussianMixture`` on the codes.
     whiten_codes : whiten the pretrained code space first and fit the mixture in float64, as
-        VaDE does (``applications.ae_baseline.whiten_code_space``); off by default, which keeps
-        the shipped checkpoints' start.
+        VaDE does (``applications.ae_baseline.whiten_code_space``); off by default (the MNIST
+        preset turns it on; Fashion's shipped checkpoint started without it).
     log_every : score ACC/NMI/ARI every this many epochs when ``y`` is given.
     stop_patience : stop when the mixture NLL of the codes has not improved for this many epochs
         and keep the weights of its best epoch (label-free). Ours: on MNIST the discriminator
