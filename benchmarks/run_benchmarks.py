@@ -41,6 +41,7 @@ PUBLISHED = {
     ("vae-gmm", "mnist"): "0.73 (VaDE paper, [mem])",
     ("vae-kmeans", "mnist"): "– (VaDE paper gives VAE+GMM 0.73)",
     ("vade", "mnist"): "0.9446 (upstream README, 3000 epochs)",
+    ("vade", "fashion"): "≈ 0.58 / NMI 0.63 (third-party tables, [mem])",
     ("spectralnet", "mnist"): "0.971 / NMI 0.924 (paper)",
     ("spectralnet", "fashion"): "– (not reported, METHODS.md §2.6)",
     ("alrdc", "mnist"): "not recovered (METHODS.md §4.7); issue target 0.97",
