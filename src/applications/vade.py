@@ -242,11 +242,13 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
         kernel, bias = out.get_weights()
         out.set_weights([8.0 * kernel, 8.0 * bias - 4.0])
         if self.whiten_codes:
+            # its returned codes are not reused: the mixture is fitted on the codes the
+            # float32 network now computes, which are the ones training and predict see
             whiten_code_space(net.mean_encoder, net.decoder, X, self.n_clusters, seed,
                               self.gmm_n_init)
 
-    def _init_mixture(self, X, seed):
-        z = self._transform(X)
+    def _init_mixture(self, z, seed):
+        """Start the prior from a diagonal GMM on the codes ``z``; return the GMM."""
         gmm = fit_diag_gmm(z, self.n_clusters, self.gmm_n_init, seed)
         self.model_.gmm_means.assign(gmm.means_.astype(np.float32))
         self.model_.gmm_log_vars.assign(np.log(gmm.covariances_).astype(np.float32))
@@ -261,7 +263,8 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
     def _fit(self, X, y, seed):
         require_unit_range(X, "VaDE's Bernoulli decoder")
         self._init_from_autoencoder(X, seed)
-        gmm = self._init_mixture(X, seed)
+        z = self._transform(X).astype(np.float64)
+        gmm = self._init_mixture(z, seed)
         net = self.model_
         net.compile(keras.optimizers.Adam(self.learning_rate, epsilon=1e-4),
                     keras.optimizers.Adam(self.gmm_learning_rate, epsilon=1e-4))
@@ -276,7 +279,7 @@ class VaDE(MixturePriorAttributes, BaseDeepClusterer):
         if y is not None:
             from core.metrics import evaluate
 
-            init_scores = evaluate(y, gmm.predict(self._transform(X).astype(np.float64)))
+            init_scores = evaluate(y, gmm.predict(z))
             if self.verbose:
                 print(f"[init] GMM on the autoencoder codes: ACC {init_scores['acc']:.4f}",
                       flush=True)
