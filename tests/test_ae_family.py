@@ -373,6 +373,27 @@ def test_vae_baselines_cluster_digits_reproducibly(architecture, clusterer, digi
     assert rec.min() >= 0 and rec.max() <= 1
 
 
+def test_vae_clusterer_on_a_saved_vae_reuses_it_without_training(digits, tmp_path):
+    from applications.vae_baseline import VAECluster
+    from core.checkpoints import CheckpointError
+
+    params = dict(epochs=15, batch_size=64, hidden_dims=(128, 128, 256), random_state=0)
+    gmm = VAECluster(clusterer="gmm", **params).fit(digits.x)
+    gmm.save(tmp_path / "vae-gmm")
+    kmeans = VAECluster(clusterer="kmeans", vae_weights=str(tmp_path / "vae-gmm"),
+                        **params).fit(digits.x)
+    assert kmeans.n_steps_ == 0 and kmeans.history_["loss"] == []
+    np.testing.assert_array_equal(kmeans.transform(digits.x), gmm.transform(digits.x))
+    # the same as training the same seed's VAE again (training is deterministic on CPU)
+    trained = VAECluster(clusterer="kmeans", **params).fit(digits.x)
+    np.testing.assert_array_equal(kmeans.labels_, trained.labels_)
+    with pytest.raises(ValueError, match="weight shapes"):
+        VAECluster(clusterer="kmeans", vae_weights=str(tmp_path / "vae-gmm"), latent_dim=4,
+                   **params).fit(digits.x)
+    with pytest.raises(CheckpointError):
+        VAECluster(vae_weights=str(tmp_path / "missing"), **params).fit(digits.x)
+
+
 def test_vae_baseline_rejects_bad_options(digits):
     from applications.vae_baseline import VAECluster
 

@@ -220,7 +220,8 @@ def build_parser():
     parser.add_argument("--encoder-weights", default=None, metavar="CHECKPOINT",
                         help="with --train: the pretrained autoencoder to start from instead of "
                              "the preset's shared one (an ae-kmeans model saved by --train in "
-                             "OUT/model, or pretrained:FILE; fcae-kmeans for dbc), e.g. one per "
+                             "OUT/model, or pretrained:FILE; fcae-kmeans for dbc; for vae-kmeans "
+                             "and vae-gmm a saved VAE, reused without training), e.g. one per "
                              "seed for a seed benchmark")
     parser.add_argument("--checkpoint-dir", default=None,
                         help="with --train: per-epoch checkpoints to resume an interrupted run")
@@ -307,7 +308,8 @@ def main(argv=None):
                            and k != "warmup_epochs"})
         extra = {"verbose": args.verbose} if "verbose" in known else {}
         if args.encoder_weights:
-            slot = next((k for k in ("encoder_weights", "fcae_weights") if k in known), None)
+            slot = next((k for k in ("encoder_weights", "fcae_weights", "vae_weights")
+                         if k in known), None)
             if slot is None:
                 parser.error(f"--encoder-weights: {args.method} does not start from a "
                              "pretrained autoencoder")

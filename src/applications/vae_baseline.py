@@ -82,7 +82,10 @@ class VAECluster(BaseDeepClusterer):
 
     Parameters: ``n_clusters``, ``architecture`` ("mlp" or "conv"), ``latent_dim``,
     ``hidden_dims`` (MLP), ``filters`` (conv), ``epochs``, ``batch_size``, ``learning_rate``,
-    ``clusterer``, ``covariance_type`` (GMM), ``n_init``, ``log_every``, ``random_state``.
+    ``clusterer``, ``covariance_type`` (GMM), ``n_init``, ``log_every``, ``random_state``,
+    ``vae_weights`` (a saved ``VAECluster``, path or ``"pretrained:FILE"``, whose VAE is reused
+    as trained: the VAE is not trained again, only the clusterer is fitted, e.g. k-means on the
+    VAE of a VAE + GMM run; the network parameters must match it).
     Attributes: ``labels_``, ``model_`` (``VAENet``), ``history_``, ``cluster_centers_`` or
     ``gmm_``.
     """
@@ -90,7 +93,8 @@ class VAECluster(BaseDeepClusterer):
     def __init__(self, n_clusters=10, architecture="mlp", latent_dim=10,
                  hidden_dims=(500, 500, 2000), filters=16, epochs=50, batch_size=256,
                  learning_rate=1e-3, clusterer="gmm", covariance_type="full", n_init=5,
-                 log_every=0, random_state=None, deterministic=True, verbose=0):
+                 log_every=0, random_state=None, deterministic=True, verbose=0,
+                 vae_weights=None):
         self.n_clusters = n_clusters
         self.architecture = architecture
         self.latent_dim = latent_dim
@@ -106,6 +110,7 @@ class VAECluster(BaseDeepClusterer):
         self.random_state = random_state
         self.deterministic = deterministic
         self.verbose = verbose
+        self.vae_weights = vae_weights
 
     @property
     def input_kind(self):
@@ -123,6 +128,33 @@ class VAECluster(BaseDeepClusterer):
 
     def _fit(self, X, y, seed):
         require_unit_range(X, "the Bernoulli decoder")
+        if self.vae_weights:
+            self._reuse_vae()
+        else:
+            self._train_vae(X, y, seed)
+        z = self._transform(X)
+        if self.clusterer == "kmeans":
+            self.cluster_centers_ = kmeans_labels(z, self.n_clusters, seed, self.n_init)[1]
+        else:
+            from sklearn.mixture import GaussianMixture
+
+            self.gmm_ = GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
+                                        n_init=self.n_init, random_state=seed).fit(z)
+
+    def _reuse_vae(self):
+        from applications.ae_baseline import resolve_checkpoint
+
+        theirs = VAECluster.load(resolve_checkpoint(self.vae_weights)).model_
+        want = [tuple(w.shape) for w in self.model_.weights]
+        have = [tuple(w.shape) for w in theirs.weights]
+        if want != have:
+            raise ValueError(f"the VAE in {self.vae_weights} has weight shapes {have}; set "
+                             f"architecture/latent_dim/hidden_dims/filters to match (now {want})")
+        self.model_.set_weights(theirs.get_weights())
+        self.history_ = {"loss": [], "reused_vae": str(self.vae_weights)}
+        self.n_steps_ = 0
+
+    def _train_vae(self, X, y, seed):
         self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         callbacks, logger = [], None
         if y is not None and self.log_every:
@@ -135,14 +167,6 @@ class VAECluster(BaseDeepClusterer):
         self.history_ = history_dict(hist, logger)
         self.n_steps_ = self.epochs * math.ceil(len(X) / self.batch_size)
         self.model_.compile()
-        z = self._transform(X)
-        if self.clusterer == "kmeans":
-            self.cluster_centers_ = kmeans_labels(z, self.n_clusters, seed, self.n_init)[1]
-        else:
-            from sklearn.mixture import GaussianMixture
-
-            self.gmm_ = GaussianMixture(self.n_clusters, covariance_type=self.covariance_type,
-                                        n_init=self.n_init, random_state=seed).fit(z)
 
     def _transform(self, X):
         return self.model_.predict(X, batch_size=1024, verbose=0)
