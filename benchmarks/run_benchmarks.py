@@ -132,6 +132,12 @@ def _epochs_of(method, dset, extra_args):
     return int(presets.get(dset, presets["*"]).get("epochs", 1))
 
 
+def _max_or_dash(values):
+    """The largest known value (rows imported from a run folder have no peak RSS)."""
+    known = [v for v in values if v is not None]
+    return f"{max(known):.0f}" if known else "–"
+
+
 def _mean_std(values):
     mean = statistics.fmean(values)
     if len(values) == 1:  # one seed: no spread to report
@@ -184,7 +190,7 @@ def render(rows, hardware, loads=(), shipped=(), knn=()):
             f"{_mean_std([r['ari'] for r in group])} | "
             f"{_mean_or_dash([r['fit_seconds'] for r in timed], '.1f')}{only} | "
             f"{_mean_or_dash([r['samples_per_second'] for r in timed])}{only} | "
-            f"{max(r['peak_rss_mb'] for r in group):.0f} | "
+            f"{_max_or_dash([r.get('peak_rss_mb') for r in group])} | "
             f"{PUBLISHED.get((method, dset), '–')} |")
     if loads:
         lines += ["", "## Data loading", "",
