@@ -133,13 +133,19 @@ def copy_pretrained_autoencoder(spec, encoder, decoder=None, params="hidden_dims
     ae = AEKMeans.load(resolve_checkpoint(spec))
     pairs = [(encoder, ae.model_.encoder)] + ([(decoder, ae.model_.decoder)] if decoder else [])
     for ours, theirs in pairs:
-        want = [tuple(w.shape) for w in ours.weights]
-        have = [tuple(w.shape) for w in theirs.weights]
-        if want != have:
-            raise ValueError(f"the autoencoder in {spec} has {theirs.name} layers {have}; set "
-                             f"{params} to match (now {want})")
-        ours.set_weights(theirs.get_weights())
+        copy_matching_weights(ours, theirs, f"the autoencoder in {spec}", params)
     return ae
+
+
+def copy_matching_weights(ours, theirs, source, params):
+    """``ours.set_weights(theirs.get_weights())`` after checking that the weight shapes agree;
+    ``source`` names where ``theirs`` came from and ``params`` what fixes the shapes."""
+    want = [tuple(w.shape) for w in ours.weights]
+    have = [tuple(w.shape) for w in theirs.weights]
+    if want != have:
+        raise ValueError(f"{source} has {theirs.name} weight shapes {have}; set {params} to "
+                         f"match (now {want})")
+    ours.set_weights(theirs.get_weights())
 
 
 def init_shared_autoencoder(est, X, seed, encoder, decoder=None):

@@ -142,15 +142,11 @@ class VAECluster(BaseDeepClusterer):
                                         n_init=self.n_init, random_state=seed).fit(z)
 
     def _reuse_vae(self):
-        from applications.ae_baseline import resolve_checkpoint
+        from applications.ae_baseline import copy_matching_weights, resolve_checkpoint
 
         theirs = VAECluster.load(resolve_checkpoint(self.vae_weights)).model_
-        want = [tuple(w.shape) for w in self.model_.weights]
-        have = [tuple(w.shape) for w in theirs.weights]
-        if want != have:
-            raise ValueError(f"the VAE in {self.vae_weights} has weight shapes {have}; set "
-                             f"architecture/latent_dim/hidden_dims/filters to match (now {want})")
-        self.model_.set_weights(theirs.get_weights())
+        copy_matching_weights(self.model_, theirs, f"the VAE in {self.vae_weights}",
+                              "architecture/latent_dim/hidden_dims/filters")
         self.history_ = {"loss": [], "reused_vae": str(self.vae_weights)}
         self.n_steps_ = 0
 
