@@ -14,7 +14,8 @@ The FCAE layout and alpha are our reading of the paper, which we could not check
 import keras
 import numpy as np
 
-from applications.ae_baseline import AEKMeans, resolve_checkpoint, whiten_code_space
+from applications.ae_baseline import (AEKMeans, copy_matching_weights, resolve_checkpoint,
+                                      whiten_code_space)
 from applications.dec import SelfTrainingClusterer, make_target_fn
 from core.base import require_images
 from core.Conv import build_fcae
@@ -159,11 +160,8 @@ class DBC(SelfTrainingClusterer):
                               code_layout=self.code_layout).fit(X)
         for ours, theirs in ((self.model_.encoder, fcae.model_.encoder),
                              (self.model_.decoder, fcae.model_.decoder)):
-            if [w.shape for w in ours.weights] != [w.shape for w in theirs.weights]:
-                raise ValueError(f"the FCAE in {self.fcae_weights} does not match "
-                                 f"code_channels/filters/code_layout/input shape of this "
-                                 f"estimator")
-            ours.set_weights(theirs.get_weights())
+            copy_matching_weights(ours, theirs, f"the FCAE in {self.fcae_weights}",
+                                  "code_channels/filters/code_layout/the input shape")
         if self.whiten_codes:
             whiten_code_space(self.model_.encoder, self.model_.decoder, X, self.n_clusters,
                               seed, center=False)
